@@ -1,1 +1,1 @@
-"""Package."""
+"""Every flow package's deployments, gathered in one place and served together."""

@@ -1,2 +1,21 @@
+"""``uv run reports``: one direct run of the reports flow against the shared server."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+@app.command()
+def run(
+    report: list[str] = typer.Option(None, "--report", "-r", help="Only these reports (repeatable)."),
+) -> None:
+    """Run reports once, bound by the same server-side limits as the served deployments."""
+    from common.flow_cli import run_flow
+
+    run_flow("reports", "flow_reports.flows:reports", {"names": report or None})
+
+
 def main() -> None:
-    pass
+    app()

@@ -1,0 +1,72 @@
+"""``serve-all --demo``: trigger one run of each deployment and show the shared slots live.
+
+Runs in a thread beside ``prefect.serve``: it waits for the deployments to be registered,
+creates one flow run of each at once, prints the slot table every few seconds while they
+run, and ends with the proof from the server's records: peak concurrency per limit, and how
+long both flows held slots of the same limit at the same time.
+"""
+
+from __future__ import annotations
+
+import time
+from uuid import UUID
+
+from rich.console import Console
+
+from common.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
+from common.logs import get_logger
+from common.resources import Registry
+from common.server import default_api_url
+
+log = get_logger("demo")
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def run_demo(names: list[str], registry: Registry, timeout: float = 600.0) -> bool:
+    """Trigger, watch, prove; True when every run completed and no limit was exceeded."""
+    from prefect.client.orchestration import get_client
+
+    from common.slots import render, take_snapshot
+
+    console = Console()
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        deployments = {}
+        while len(deployments) < len(names):
+            for name in names:
+                try:
+                    deployments[name] = client.read_deployment_by_name(name)
+                except Exception:  # noqa: BLE001 - not registered yet
+                    pass
+            if time.monotonic() > deadline:
+                console.print("[red]demo: deployments never appeared on the server[/red]")
+                return False
+            time.sleep(0.5)
+        runs: dict[str, UUID] = {}
+        for name, dep in deployments.items():
+            runs[name] = client.create_flow_run_from_deployment(dep.id).id
+        console.print(f"[bold]demo:[/bold] triggered {', '.join(runs)}; slot usage follows")
+        states: dict[str, str] = {}
+        last_print = 0.0
+        while time.monotonic() < deadline:
+            states = {n: (client.read_flow_run(i).state_type.value) for n, i in runs.items()}  # type: ignore[union-attr]
+            if all(s in FINAL for s in states.values()):
+                break
+            if time.monotonic() - last_print >= 3.0:
+                console.print(render(take_snapshot(client, registry, default_api_url())))
+                last_print = time.monotonic()
+            time.sleep(0.5)
+        ok = all(s == "COMPLETED" for s in states.values())
+        console.print(f"[bold]demo:[/bold] runs finished: {states}")
+        wait_until_recorded(client, list(runs.values()))
+        for tag, slots in registry.tag_limits().items():
+            intervals = read_intervals(client, [tag], flow_run_ids=list(runs.values()))
+            peak, at = peak_concurrency(intervals)
+            both = shared_moments(intervals)
+            verdict = "held" if peak <= slots else "EXCEEDED"
+            console.print(
+                f"  tag:{tag}: {len(intervals)} task runs, peak {peak}/{slots} "
+                f"({verdict}) at {at.isoformat() if at else '-'}; both flows held slots at once for {both:.1f} s"
+            )
+            ok = ok and peak <= slots
+    return ok

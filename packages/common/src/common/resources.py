@@ -1,0 +1,194 @@
+"""The registry of shared resources, fed by ``limits.toml``.
+
+A resource is a fragile shared system (the database, the partner API). Its name is the
+Prefect tag its tasks carry and the server-side limit ``tag:<name>`` that bounds them
+across every flow. This module is the only place that turns a resource into tag strings.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+DATABASE = "database"
+API = "api"
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_KNOWN_KEYS = {"slots", "description", "retries", "retry_delay_seconds", "timeout_seconds", "flows"}
+
+
+class LimitsFileError(ValueError):
+    """The limits file is malformed; the message is one line naming file, entry and problem."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One shared system and how tasks that use it behave."""
+
+    name: str
+    slots: int
+    description: str = ""
+    retries: int = 2
+    retry_delay_seconds: float = 1.0
+    timeout_seconds: float | None = None
+    flow_caps: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def tag(self) -> str:
+        return self.name
+
+    @property
+    def limit_name(self) -> str:
+        """The global concurrency limit Prefect's task engine acquires for this tag."""
+        return limit_name_for(self.tag)
+
+    def tags_for(self, flow: str | None) -> list[str]:
+        """Tags a task of ``flow`` carries: the shared tag, plus the flow's cap tag if capped."""
+        tags = [self.tag]
+        if flow is not None and flow in self.flow_caps:
+            tags.append(f"{self.tag}:{flow}")
+        return tags
+
+    def limits(self) -> dict[str, int]:
+        """Every server-side limit this resource needs: tag -> slots."""
+        out = {self.tag: self.slots}
+        for flow, cap in self.flow_caps.items():
+            out[f"{self.tag}:{flow}"] = cap
+        return out
+
+
+def limit_name_for(tag: str) -> str:
+    return f"tag:{tag}"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All resources declared in one limits file."""
+
+    path: Path
+    resources: Mapping[str, Resource]
+
+    def __getitem__(self, name: str) -> Resource:
+        try:
+            return self.resources[name]
+        except KeyError:
+            raise LimitsFileError(
+                f"{self.path}: no [resources.{name}] entry; add it with a 'slots' value"
+            ) from None
+
+    def tag_limits(self) -> dict[str, int]:
+        """Every tag the task factories may use, with the slots the server must hold for it."""
+        out: dict[str, int] = {}
+        for resource in self.resources.values():
+            out.update(resource.limits())
+        return out
+
+
+def _positive_int(path: Path, entry: str, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LimitsFileError(f"{path}: [{entry}] {key} must be a whole number, got {value!r}")
+    if value < 1:
+        raise LimitsFileError(f"{path}: [{entry}] {key} must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_number(path: Path, entry: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise LimitsFileError(f"{path}: [{entry}] {key} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _parse_resource(path: Path, name: str, raw: Any) -> Resource:
+    entry = f"resources.{name}"
+    if not set(name) <= _NAME_CHARS or not name:
+        raise LimitsFileError(
+            f"{path}: [{entry}] name must use only a-z, 0-9, '_' and '-'"
+        )
+    if not isinstance(raw, dict):
+        raise LimitsFileError(f"{path}: [{entry}] must be a table with at least 'slots'")
+    unknown = sorted(set(raw) - _KNOWN_KEYS)
+    if unknown:
+        raise LimitsFileError(
+            f"{path}: [{entry}] unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_KNOWN_KEYS))}"
+        )
+    if "slots" not in raw:
+        raise LimitsFileError(f"{path}: [{entry}] is missing 'slots'")
+    slots = _positive_int(path, entry, "slots", raw["slots"])
+    description = raw.get("description", "")
+    if not isinstance(description, str) or "\n" in description:
+        raise LimitsFileError(f"{path}: [{entry}] description must be one line of text")
+    retries = raw.get("retries", 2)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise LimitsFileError(f"{path}: [{entry}] retries must be a whole number >= 0, got {retries!r}")
+    delay = _non_negative_number(path, entry, "retry_delay_seconds", raw.get("retry_delay_seconds", 1))
+    timeout = raw.get("timeout_seconds")
+    if timeout is not None:
+        timeout = _non_negative_number(path, entry, "timeout_seconds", timeout) or None
+    flows_raw = raw.get("flows", {})
+    if not isinstance(flows_raw, dict):
+        raise LimitsFileError(f"{path}: [{entry}.flows] must be a table of flow = slots")
+    caps: dict[str, int] = {}
+    for flow, cap in flows_raw.items():
+        if not set(flow) <= _NAME_CHARS or not flow:
+            raise LimitsFileError(f"{path}: [{entry}.flows] flow name {flow!r} must use only a-z, 0-9, '_' and '-'")
+        caps[flow] = _positive_int(path, f"{entry}.flows", flow, cap)
+        if caps[flow] > slots:
+            raise LimitsFileError(
+                f"{path}: [{entry}.flows] {flow} = {cap} is above the resource's {slots} slots; lower it"
+            )
+    return Resource(
+        name=name,
+        slots=slots,
+        description=description,
+        retries=retries,
+        retry_delay_seconds=delay,
+        timeout_seconds=timeout,
+        flow_caps=MappingProxyType(caps),
+    )
+
+
+def parse_limits(text: str, path: Path) -> Registry:
+    """Parse and validate limits-file text; raise LimitsFileError on the first problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib rejects duplicate tables/keys here, which covers duplicate names.
+        raise LimitsFileError(f"{path}: not valid TOML ({exc})") from None
+    extra = sorted(set(data) - {"resources"})
+    if extra:
+        raise LimitsFileError(f"{path}: unknown top-level key {extra[0]!r}; only [resources.<name>] tables are allowed")
+    raw_resources = data.get("resources")
+    if not isinstance(raw_resources, dict) or not raw_resources:
+        raise LimitsFileError(f"{path}: declares no resources; add [resources.<name>] with slots")
+    resources = {name: _parse_resource(path, name, raw) for name, raw in raw_resources.items()}
+    for required in (DATABASE, API):
+        if required not in resources:
+            raise LimitsFileError(
+                f"{path}: missing [resources.{required}]; the flows' task factories use it"
+            )
+    tags = [tag for r in resources.values() for tag in r.limits()]
+    if len(tags) != len(set(tags)):
+        dup = next(t for t in tags if tags.count(t) > 1)
+        raise LimitsFileError(f"{path}: tag {dup!r} is declared twice; rename one entry")
+    return Registry(path=path, resources=MappingProxyType(resources))
+
+
+def load_registry(path: Path) -> Registry:
+    """Read and validate the limits file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LimitsFileError(f"{path}: limits file not found; set ETL_LIMITS_FILE or create it") from None
+    return parse_limits(text, path)
+
+
+@lru_cache(maxsize=1)
+def get_registry() -> Registry:
+    """The registry for this process's settings (read once)."""
+    from common.settings import get_settings
+
+    return load_registry(get_settings().limits_file)  # type: ignore[arg-type]

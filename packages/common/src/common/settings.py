@@ -1,0 +1,114 @@
+"""Settings for every entry point, read from ``ETL_*`` environment variables.
+
+Served flow runs are subprocesses that inherit the environment, so entry points call
+:func:`export_to_env` once: every process of one deployment then agrees on the same
+paths and URLs without each re-deriving them from its own working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LIMITS_FILE_NAME = "limits.toml"
+
+
+def find_project_dir() -> Path:
+    """The repository root: the nearest folder holding ``limits.toml``.
+
+    Searched upward from the working directory first, then from this file (the workspace
+    installs ``common`` in editable mode, so its source lives inside the repository).
+    """
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if (folder / LIMITS_FILE_NAME).is_file():
+                return folder
+    return Path.cwd()
+
+
+class Settings(BaseSettings):
+    """Where the data lives and how to reach the shared systems."""
+
+    model_config = SettingsConfigDict(env_prefix="ETL_", extra="ignore")
+
+    project_dir: Path = Field(default_factory=find_project_dir)
+    limits_file: Path | None = Field(
+        default=None, description="The limits file; default <project>/limits.toml."
+    )
+    data_dir: Path | None = Field(
+        default=None, description="Demo database, lake, reports, Prefect home; default <project>/data."
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the shared database; default the read-only demo DuckDB file.",
+    )
+    api_url: str | None = Field(
+        default=None, description="Base URL of the partner API; default the embedded demo API."
+    )
+    api_token: SecretStr | None = Field(default=None, description="Bearer token for the partner API.")
+    api_timeout_seconds: float = 10.0
+    demo_api_port: int = 8765
+    demo_scale: int = Field(default=1, ge=1)
+
+    def model_post_init(self, __context: object) -> None:
+        self.project_dir = self.project_dir.resolve()
+        if self.limits_file is None:
+            self.limits_file = self.project_dir / LIMITS_FILE_NAME
+        if self.data_dir is None:
+            self.data_dir = self.project_dir / "data"
+        self.limits_file = self.limits_file.resolve()
+        self.data_dir = self.data_dir.resolve()
+
+    # --- derived locations -------------------------------------------------------------
+    @property
+    def demo_db_path(self) -> Path:
+        return self.data_dir / "demo" / "shop.duckdb"  # type: ignore[operator]
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"  # type: ignore[operator]
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"  # type: ignore[operator]
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.data_dir / "prefect"  # type: ignore[operator]
+
+    @property
+    def uses_demo_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def uses_demo_api(self) -> bool:
+        return self.api_url is None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL flow tasks connect with: the demo file opens read-only (DuckDB allows
+        many read-only processes but only one writer)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"duckdb:///{self.demo_db_path}?access_mode=read_only"
+
+    @property
+    def effective_api_url(self) -> str:
+        return (self.api_url or f"http://127.0.0.1:{self.demo_api_port}").rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached: read the environment once)."""
+    return Settings()
+
+
+def export_to_env(settings: Settings) -> None:
+    """Pin resolved paths in the environment so child processes (served flow runs) agree."""
+    os.environ["ETL_PROJECT_DIR"] = str(settings.project_dir)
+    os.environ["ETL_LIMITS_FILE"] = str(settings.limits_file)
+    os.environ["ETL_DATA_DIR"] = str(settings.data_dir)

@@ -1,0 +1,310 @@
+"""``uv run slots``: who holds each shared slot, who waits for one, and what looks wrong.
+
+Built from the server's own records (Prefect's public client): the limit's counter
+(``active_slots``), the task runs holding live leases on it, and the Pending task runs
+carrying its tag inside Running flow runs. A counter above the number of live holders, or a
+holder that already finished, is a leaked slot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import typer
+
+from common.entry import user_errors
+from common.resources import Registry, get_registry, limit_name_for
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import TaskRun
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@dataclass
+class RunRef:
+    """A task run with the flow run, flow and deployment it belongs to."""
+
+    task_run_id: str
+    task_run: str | None = None
+    state: str | None = None
+    flow: str | None = None
+    deployment: str | None = None
+    flow_run: str | None = None
+    flow_run_id: str | None = None
+    seconds: float | None = None  # held for (holders) or waiting for (waiters)
+
+
+@dataclass
+class LimitView:
+    tag: str
+    limit: str
+    description: str
+    file_slots: int
+    server_slots: int | None
+    active: bool | None
+    used: int
+    holders: list[RunRef] = field(default_factory=list)
+    waiters: list[RunRef] = field(default_factory=list)
+    blocked_upstream: int = 0
+    anomalies: list[str] = field(default_factory=list)
+
+    @property
+    def per_flow(self) -> dict[str, dict[str, int]]:
+        held = Counter(h.flow or "?" for h in self.holders)
+        waiting = Counter(w.flow or "?" for w in self.waiters)
+        return {f: {"holding": held[f], "waiting": waiting[f]} for f in sorted(set(held) | set(waiting))}
+
+
+@dataclass
+class Snapshot:
+    taken_at: str
+    api_url: str
+    limits: list[LimitView]
+
+    @property
+    def anomalies(self) -> list[str]:
+        return [a for view in self.limits for a in view.anomalies]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "taken_at": self.taken_at,
+            "api_url": self.api_url,
+            "limits": [{**asdict(v), "per_flow": v.per_flow} for v in self.limits],
+            "anomalies": self.anomalies,
+        }
+
+
+def _seconds_since(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else round(max(0.0, (now - moment).total_seconds()), 2)
+
+
+class _Resolver:
+    """Looks up flow runs, flows and deployments once per snapshot."""
+
+    def __init__(self, client: "SyncPrefectClient") -> None:
+        self.client = client
+        self.flow_runs: dict[UUID, Any] = {}
+        self.flows: dict[UUID, str] = {}
+        self.deployments: dict[UUID, str] = {}
+
+    def task_runs(self, ids: list[UUID]) -> dict[UUID, "TaskRun"]:
+        from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
+
+        if not ids:
+            return {}
+        runs = self.client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=ids)))
+        return {r.id: r for r in runs}
+
+    def load_parents(self, runs: list["TaskRun"]) -> None:
+        from prefect.client.schemas.filters import (
+            DeploymentFilter, DeploymentFilterId, FlowFilter, FlowFilterId, FlowRunFilter, FlowRunFilterId,
+        )
+
+        wanted = list({r.flow_run_id for r in runs if r.flow_run_id and r.flow_run_id not in self.flow_runs})
+        if wanted:
+            for fr in self.client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=wanted))):
+                self.flow_runs[fr.id] = fr
+        flow_ids = list({fr.flow_id for fr in self.flow_runs.values() if fr.flow_id not in self.flows})
+        if flow_ids:
+            for fl in self.client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=flow_ids))):
+                self.flows[fl.id] = fl.name
+        dep_ids = list({fr.deployment_id for fr in self.flow_runs.values()
+                        if fr.deployment_id and fr.deployment_id not in self.deployments})
+        if dep_ids:
+            for dep in self.client.read_deployments(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=dep_ids))
+            ):
+                self.deployments[dep.id] = dep.name
+
+    def ref(self, task_run_id: UUID, run: "TaskRun | None", since: datetime | None, now: datetime) -> RunRef:
+        ref = RunRef(task_run_id=str(task_run_id), seconds=_seconds_since(since, now))
+        if run is None:
+            return ref
+        ref.task_run = run.name
+        ref.state = run.state_type.value if run.state_type else None
+        fr = self.flow_runs.get(run.flow_run_id) if run.flow_run_id else None
+        if fr is not None:
+            ref.flow_run, ref.flow_run_id = fr.name, str(fr.id)
+            ref.flow = self.flows.get(fr.flow_id)
+            ref.deployment = self.deployments.get(fr.deployment_id) if fr.deployment_id else None
+        return ref
+
+
+def _pending_with_tag(client: "SyncPrefectClient", tag: str) -> list["TaskRun"]:
+    from prefect.client.schemas.filters import (
+        FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, TaskRunFilter, TaskRunFilterState,
+        TaskRunFilterStateType, TaskRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    return client.read_task_runs(
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+        ),
+        task_run_filter=TaskRunFilter(
+            tags=TaskRunFilterTags(all_=[tag]),
+            state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.PENDING])),
+        ),
+        limit=200,
+    )
+
+
+def _upstream_ids(run: "TaskRun") -> set[UUID]:
+    ids: set[UUID] = set()
+    for inputs in (run.task_inputs or {}).values():
+        for item in inputs:
+            if getattr(item, "input_type", None) == "task_run":
+                ids.add(item.id)
+    return ids
+
+
+def take_snapshot(client: "SyncPrefectClient", registry: Registry, api_url: str) -> Snapshot:
+    """One consistent-enough view of every limit the limits file declares."""
+    from prefect.exceptions import ObjectNotFound
+
+    from common.limits_sync import read_tag_limits
+
+    now = datetime.now(timezone.utc)
+    server = read_tag_limits(client)
+    resolver = _Resolver(client)
+    views: list[LimitView] = []
+    descriptions = {t: r.description for r in registry.resources.values() for t in r.limits()}
+    for tag, file_slots in registry.tag_limits().items():
+        gcl = server.get(tag)
+        view = LimitView(
+            tag=tag, limit=limit_name_for(tag), description=descriptions.get(tag, ""), file_slots=file_slots,
+            server_slots=gcl.limit if gcl else None, active=gcl.active if gcl else None,
+            used=gcl.active_slots if gcl else 0,
+        )
+        if gcl is None:
+            view.anomalies.append(f"{view.limit}: no limit on the server, tag '{tag}' runs unlimited")
+        elif not gcl.active:
+            view.anomalies.append(f"{view.limit}: inactive, tag '{tag}' runs unlimited")
+        elif gcl.limit != file_slots:
+            view.anomalies.append(f"{view.limit}: server has {gcl.limit} slots, limits file says {file_slots}")
+        holder_ids: list[UUID] = []
+        if gcl is not None:
+            try:
+                holder_ids = list(client.read_concurrency_limit_by_tag(tag).active_slots)
+            except ObjectNotFound:
+                holder_ids = []
+        pending = _pending_with_tag(client, tag)
+        holder_runs = resolver.task_runs(holder_ids)
+        upstream = resolver.task_runs(list({u for r in pending for u in _upstream_ids(r)}))
+        resolver.load_parents([*holder_runs.values(), *pending])
+        for hid in holder_ids:
+            run = holder_runs.get(hid)
+            ref = resolver.ref(hid, run, run.start_time if run else None, now)
+            view.holders.append(ref)
+            if ref.state in TERMINAL:
+                view.anomalies.append(f"{view.limit}: slot still held by task run {ref.task_run} which is {ref.state}")
+        held = set(holder_ids)
+        for run in pending:
+            if run.id in held:
+                continue  # acquired; its Running state has not reached the server yet
+            ups = _upstream_ids(run)
+            if any(u in upstream and upstream[u].state_type and upstream[u].state_type.value != "COMPLETED"
+                   for u in ups):
+                view.blocked_upstream += 1  # waits for an upstream task, not for a slot
+                continue
+            view.waiters.append(resolver.ref(run.id, run, run.expected_start_time or run.created, now))
+        view.holders.sort(key=lambda r: -(r.seconds or 0))
+        view.waiters.sort(key=lambda r: -(r.seconds or 0))
+        if gcl is not None and view.used > len(holder_ids):
+            view.anomalies.append(
+                f"{view.limit}: counter says {view.used} slots taken but only {len(holder_ids)} live holders "
+                "(leaked slots; `prefect gcl update` or the repair command frees them)"
+            )
+    return Snapshot(taken_at=now.isoformat(), api_url=api_url, limits=views)
+
+
+def render(snapshot: Snapshot) -> Any:
+    """Rich renderable: one table per limit, then anomalies."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts: list[Any] = []
+    for view in snapshot.limits:
+        total = view.server_slots if view.server_slots is not None else "no limit"
+        title = f"{view.limit}  {view.used}/{total} slots used  ({view.description})"
+        table = Table(title=title, title_justify="left", expand=False)
+        for col in ("", "flow", "deployment", "flow run", "task run", "for"):
+            table.add_column(col)
+        for h in view.holders:
+            table.add_row("holds", h.flow or "?", h.deployment or "-", h.flow_run or "?",
+                          h.task_run or h.task_run_id, f"{h.seconds:.1f}s" if h.seconds is not None else "?")
+        for w in view.waiters:
+            table.add_row("waits", w.flow or "?", w.deployment or "-", w.flow_run or "?",
+                          w.task_run or w.task_run_id, f"{w.seconds:.1f}s" if w.seconds is not None else "?")
+        if not view.holders and not view.waiters:
+            table.add_row("idle", "", "", "", "", "")
+        parts.append(table)
+        totals = ", ".join(f"{f}: {c['holding']} holding, {c['waiting']} waiting" for f, c in view.per_flow.items())
+        extra = f"  ({view.blocked_upstream} more wait for upstream tasks)" if view.blocked_upstream else ""
+        if totals or extra:
+            parts.append(Text(f"  per flow: {totals or '-'}{extra}"))
+    if snapshot.anomalies:
+        parts.append(Text("anomalies:", style="bold red"))
+        parts.extend(Text(f"  ! {a}", style="red") for a in snapshot.anomalies)
+    else:
+        parts.append(Text("no anomalies", style="green"))
+    return Group(*parts)
+
+
+app = typer.Typer(add_completion=False, invoke_without_command=True, help=__doc__)
+
+
+@app.callback()
+def show(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the snapshot as JSON (stable keys)."),
+    watch: bool = typer.Option(False, "--watch", help="Refresh about once a second until Ctrl-C."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when any anomaly is found."),
+) -> None:
+    """Show every shared limit: slots used, holders by flow, waiters, anomalies."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from common.logs import configure_logging
+    from common.server import check_reachable, use_api
+
+    configure_logging()
+    with user_errors():
+        registry = get_registry()
+        api_url = use_api()
+        check_reachable(api_url)
+        from prefect.client.orchestration import get_client
+        from rich.console import Console
+        from rich.live import Live
+
+        console = Console()
+        with get_client(sync_client=True) as client:
+            snapshot = take_snapshot(client, registry, api_url)
+            if watch:
+                try:
+                    with Live(render(snapshot), console=console, refresh_per_second=4) as live:
+                        while True:
+                            time.sleep(1.0)
+                            snapshot = take_snapshot(client, registry, api_url)
+                            live.update(render(snapshot))
+                except KeyboardInterrupt:
+                    pass
+            elif as_json:
+                print(json.dumps(snapshot.as_dict(), indent=2))
+            else:
+                console.print(render(snapshot))
+    if check and snapshot.anomalies:
+        raise SystemExit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,137 @@
+"""Ingest's tasks. Every task that touches the shared database or the partner API comes
+from a factory in ``common.tasks``: the tag, retries and timeout are not this flow's choice."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from common.catalog import ENRICHED_TABLES, extract_query
+from common.lake import copy_query_to_parquet, dataset_path, parquet_rows, publish, remove_staging
+from common.logs import get_logger
+from common.settings import get_settings
+from common.tasks import api_task, database_task, local_task
+
+from flow_ingest import FLOW
+REFERENCE_DATASETS = ("fx_rates", "countries")
+log = get_logger(FLOW)
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A dataset written to the run's staging folder, not yet published."""
+
+    dataset: str
+    path: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    dataset: str
+    rows: int
+    unmatched_rows: int = 0
+
+
+@database_task(name="extract-table", flow=FLOW)
+def extract_table(connection: Any, table: str, staging: str) -> StagedFile:
+    """Stream one table of the shared database into a staged Parquet file (one connection)."""
+    target = Path(staging) / f"{table}.parquet"
+    rows = copy_query_to_parquet(connection, extract_query(table), target, get_settings().sqlalchemy_url)
+    log.info(f"extracted {table}: {rows} rows", table=table, rows=rows)
+    return StagedFile(table, str(target), rows)
+
+
+@api_task(name="fetch-reference-index", flow=FLOW)
+def fetch_reference_index(api: Any) -> dict[str, int]:
+    """How many pages each reference dataset has at the partner API."""
+    index = api.fetch_reference_index()
+    return {name: int(meta["pages"]) for name, meta in index["datasets"].items() if name in REFERENCE_DATASETS}
+
+
+@api_task(name="fetch-reference-page", flow=FLOW)
+def fetch_reference_page(api: Any, dataset: str, page: int) -> list[dict[str, Any]]:
+    """One page of reference rows (one request in flight = one ``api`` slot)."""
+    rows = api.fetch_reference_page(dataset, page)["rows"]
+    return list(rows)
+
+
+@local_task(name="stage-reference")
+def stage_reference(dataset: str, pages: list[list[dict[str, Any]]], staging: str) -> StagedFile:
+    """Write the fetched pages of one reference dataset as one staged Parquet file."""
+    rows = [row for page in pages for row in page]
+    if not rows:
+        raise ValueError(f"the partner API returned no rows for reference dataset {dataset!r}")
+    raw = Path(staging) / f"ref_{dataset}.json"
+    raw.write_text(json.dumps(rows), encoding="utf-8")
+    target = Path(staging) / f"ref_{dataset}.parquet"
+    with duckdb.connect() as con:
+        con.read_json(str(raw), format="array").write_parquet(str(target), compression="zstd")
+    raw.unlink()
+    return StagedFile(f"ref_{dataset}", str(target), len(rows))
+
+
+_ENRICH_SQL = {
+    # amount in EUR at the day's rate, plus the country's region and VAT rate
+    "orders": """
+        SELECT o.*,
+               round(o.total_amount * fx.rate_to_eur, 2) AS total_amount_eur,
+               c.region, c.vat_rate
+        FROM read_parquet($staged) o
+        LEFT JOIN read_parquet($fx) fx
+               ON fx.currency = o.currency AND CAST(fx.day AS DATE) = CAST(o.order_ts AS DATE)
+        LEFT JOIN read_parquet($countries) c ON c.code = o.country_code
+    """,
+    "payments": """
+        SELECT p.*, round(p.amount * fx.rate_to_eur, 2) AS amount_eur
+        FROM read_parquet($staged) p
+        LEFT JOIN read_parquet($fx) fx
+               ON fx.currency = p.currency AND CAST(fx.day AS DATE) = CAST(p.paid_ts AS DATE)
+    """,
+}
+_UNMATCHED_COLUMN = {"orders": "total_amount_eur", "payments": "amount_eur"}
+
+
+@local_task(name="load-dataset")
+def load_dataset(staged: StagedFile, reference: dict[str, StagedFile] | None = None) -> LoadedDataset:
+    """Publish one dataset to the lake, enriched with reference data where the catalog says so.
+
+    The enriched file is written beside the staged one and renamed into place: the lake
+    holds the old dataset or the new one, never a half-written file.
+    """
+    lake = get_settings().lake_dir
+    target = dataset_path(lake, staged.dataset)
+    if staged.dataset not in ENRICHED_TABLES:
+        publish(Path(staged.path), target)
+        return LoadedDataset(staged.dataset, staged.rows)
+    if reference is None:
+        raise ValueError(f"{staged.dataset} needs reference data to be enriched")
+    enriched = Path(staged.path).with_suffix(".enriched.parquet")
+    params = {
+        "staged": staged.path,
+        "fx": reference["ref_fx_rates"].path,
+        "countries": reference["ref_countries"].path,
+    }
+    sql = _ENRICH_SQL[staged.dataset]
+    used = {k: v for k, v in params.items() if f"${k}" in sql}
+    with duckdb.connect() as con:
+        con.sql(sql, params=used).write_parquet(str(enriched), compression="zstd")
+        column = _UNMATCHED_COLUMN[staged.dataset]
+        unmatched = con.execute(
+            f"SELECT count(*) FROM read_parquet(?) WHERE {column} IS NULL", [str(enriched)]
+        ).fetchone()[0]  # type: ignore[index]
+    rows = parquet_rows(enriched)
+    if unmatched:
+        log.warning(f"{staged.dataset}: {unmatched} rows had no exchange rate", rows=unmatched)
+    publish(enriched, target)
+    return LoadedDataset(staged.dataset, rows, int(unmatched))
+
+
+@local_task(name="cleanup-staging")
+def cleanup_staging(run_id: str) -> bool:
+    """Remove the run's staging folder; runs only after every extract and load finished."""
+    return remove_staging(get_settings().lake_dir, run_id)

@@ -1,0 +1,121 @@
+"""Reports' tasks. The report queries hold ``database`` slots and publishing holds ``api``
+slots, both through ``common``'s factories, so reports and ingest share the same limits."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from common.catalog import REPORTS, report_query
+from common.lake import dataset_path
+from common.logs import get_logger
+from common.settings import get_settings
+from common.tasks import api_task, database_task, local_task
+
+from flow_reports import FLOW
+log = get_logger(FLOW)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A finished report: small, bounded, ready to write and publish."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    generated_at: str
+
+
+def missing_lake_tables(name: str, lake_dir: Path) -> list[str]:
+    """Lake datasets a report needs that ingest has not published yet."""
+    return [t for t in REPORTS[name].lake_tables if not dataset_path(lake_dir, t).exists()]
+
+
+def _plain(value: Any) -> Any:
+    """JSON- and CSV-friendly values (Decimal, dates) without losing meaning."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+@database_task(name="run-report", flow=FLOW)
+def run_report(connection: Any, name: str) -> Report:
+    """Run one report query on the shared database (and the lake, for lake reports)."""
+    spec = REPORTS[name]
+    result = connection.exec_driver_sql(report_query(name, get_settings().lake_dir))
+    columns = list(result.keys())
+    rows = [[_plain(v) for v in row] for row in result.fetchall()]
+    log.info(f"report {name}: {len(rows)} rows", report=name, rows=len(rows))
+    return Report(name, spec.title, columns, rows, datetime.now(timezone.utc).isoformat())
+
+
+@local_task(name="write-report")
+def write_report(report: Report, staging: str) -> str:
+    """Write the report as CSV into the run's staging folder (promoted only if all succeed)."""
+    path = Path(staging) / f"{report.name}.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(report.columns)
+        writer.writerows(report.rows)
+    return str(path)
+
+
+@api_task(name="publish-report", flow=FLOW)
+def publish_report(api: Any, report: Report) -> dict[str, Any]:
+    """Send a finished report to the partner API (one request in flight = one ``api`` slot)."""
+    payload = {
+        "title": report.title,
+        "columns": report.columns,
+        "rows": report.rows,
+        "generated_at": report.generated_at,
+    }
+    return dict(api.publish_report(report.name, payload))
+
+
+def summary_markdown(reports: list[Report], skipped: dict[str, str], run_name: str) -> str:
+    lines = [f"# Reports ({run_name})", ""]
+    for report in reports:
+        lines.append(f"## {report.title} (`{report.name}.csv`)")
+        lines.append("")
+        lines.append(f"{len(report.rows)} rows, generated {report.generated_at}.")
+        if report.rows:
+            lines.append("")
+            lines.append("| " + " | ".join(report.columns) + " |")
+            lines.append("|" + "---|" * len(report.columns))
+            for row in report.rows[:5]:
+                lines.append("| " + " | ".join(str(v) for v in row) + " |")
+        lines.append("")
+    for name, reason in sorted(skipped.items()):
+        lines.append(f"- skipped `{name}`: {reason}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+@local_task(name="promote-reports")
+def promote_reports(staging: str, summary: str) -> list[str]:
+    """Move every staged report into the reports folder (each file renamed atomically)."""
+    target_dir = get_settings().reports_dir
+    target_dir.mkdir(parents=True, exist_ok=True)
+    (Path(staging) / "SUMMARY.md").write_text(summary, encoding="utf-8")
+    promoted = []
+    for path in sorted(Path(staging).iterdir()):
+        os.replace(path, target_dir / path.name)
+        promoted.append(path.name)
+    return promoted
+
+
+@local_task(name="cleanup-reports-staging")
+def cleanup_reports_staging(staging: str) -> bool:
+    """Remove the run's staging folder; runs after every report finished, even failed ones."""
+    if Path(staging).exists():
+        shutil.rmtree(staging)
+        return True
+    return False
