@@ -135,7 +135,7 @@ _EXTRACTS: dict[str, str] = {
         ), web AS (
             SELECT country_code, count(*) AS session_count,
                    count(*) FILTER (WHERE converted) AS converted_sessions,
-                   sum(page_view_count) AS page_view_count
+                   CAST(sum(page_view_count) AS BIGINT) AS page_view_count
             FROM web_sessions GROUP BY country_code
         ), delivered AS (
             SELECT cu.country_code, count(*) AS shipment_count,
@@ -188,8 +188,9 @@ _EXTRACTS: dict[str, str] = {
                         AS DECIMAL(14, 2)) AS median_order_value
             FROM orders WHERE status <> 'cancelled' GROUP BY currency
         ), lines AS (
-            SELECT o.currency, sum(i.quantity) AS units_sold,
+            SELECT o.currency, CAST(sum(i.quantity) AS BIGINT) AS units_sold,
                    sum(i.discount_amount) AS discount_value,
+                   count(DISTINCT i.product_id) AS products_sold,
                    CAST(percentile_cont(0.5) WITHIN GROUP (ORDER BY i.unit_price)
                         AS DECIMAL(14, 2)) AS median_unit_price
             FROM order_items i JOIN orders o ON o.order_id = i.order_id
@@ -199,7 +200,9 @@ _EXTRACTS: dict[str, str] = {
                    count(*) FILTER (WHERE method = 'card') AS card_payments,
                    count(*) FILTER (WHERE method = 'paypal') AS paypal_payments,
                    count(*) FILTER (WHERE method NOT IN ('card', 'paypal')) AS other_payments,
-                   coalesce(sum(amount) FILTER (WHERE status = 'refunded'), 0) AS refunded_amount
+                   coalesce(sum(amount) FILTER (WHERE status = 'refunded'), 0) AS refunded_amount,
+                   CAST(percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) AS DECIMAL(14, 2))
+                       AS median_payment
             FROM payments GROUP BY currency
         ), ret AS (
             SELECT currency, count(*) AS return_count, sum(refund_amount) AS return_refunds
@@ -212,11 +215,12 @@ _EXTRACTS: dict[str, str] = {
                coalesce(ord.order_value, 0) AS order_value, ord.median_order_value,
                coalesce(lines.units_sold, 0) AS units_sold,
                coalesce(lines.discount_value, 0) AS discount_value, lines.median_unit_price,
+               coalesce(lines.products_sold, 0) AS products_sold,
                coalesce(pay.payment_count, 0) AS payment_count,
                coalesce(pay.card_payments, 0) AS card_payments,
                coalesce(pay.paypal_payments, 0) AS paypal_payments,
                coalesce(pay.other_payments, 0) AS other_payments,
-               coalesce(pay.refunded_amount, 0) AS refunded_amount,
+               coalesce(pay.refunded_amount, 0) AS refunded_amount, pay.median_payment,
                coalesce(ret.return_count, 0) AS return_count,
                coalesce(ret.return_refunds, 0) AS return_refunds
         FROM currencies cu
@@ -240,6 +244,22 @@ _EXTRACTS: dict[str, str] = {
                         AS DECIMAL(14, 2)) AS median_basket_local,
                    min(order_ts) AS first_order_ts, max(order_ts) AS last_order_ts
             FROM store_orders GROUP BY store_id
+        ), assortment AS (
+            SELECT so.store_id, count(DISTINCT i.product_id) AS products_sold
+            FROM store_orders so JOIN order_items i ON i.order_id = so.order_id
+            GROUP BY so.store_id
+        ), online AS (
+            SELECT DISTINCT customer_id FROM orders WHERE channel <> 'store'
+        ), omni AS (
+            SELECT so.store_id, count(DISTINCT so.customer_id) AS omnichannel_customers
+            FROM store_orders so JOIN online ON online.customer_id = so.customer_id
+            GROUP BY so.store_id
+        ), store_customers AS (
+            SELECT DISTINCT store_id, customer_id FROM store_orders
+        ), browsing AS (
+            SELECT sc.store_id, count(*) AS customer_web_sessions
+            FROM store_customers sc JOIN web_sessions ws ON ws.customer_id = sc.customer_id
+            GROUP BY sc.store_id
         ), by_category AS (
             SELECT so.store_id, coalesce(c.parent_id, c.category_id) AS top_category_id,
                    sum(i.quantity) AS units
@@ -250,7 +270,7 @@ _EXTRACTS: dict[str, str] = {
             GROUP BY so.store_id, coalesce(c.parent_id, c.category_id)
         ), ranked AS (
             SELECT store_id, top_category_id, units,
-                   sum(units) OVER (PARTITION BY store_id) AS units_sold,
+                   CAST(sum(units) OVER (PARTITION BY store_id) AS BIGINT) AS units_sold,
                    row_number() OVER (PARTITION BY store_id
                                       ORDER BY units DESC, top_category_id) AS rn
             FROM by_category
@@ -262,13 +282,19 @@ _EXTRACTS: dict[str, str] = {
                coalesce(sales.order_count, 0) AS order_count,
                coalesce(sales.customer_count, 0) AS customer_count,
                coalesce(sales.revenue_local, 0) AS revenue_local, sales.median_basket_local,
+               coalesce(omni.omnichannel_customers, 0) AS omnichannel_customers,
+               coalesce(browsing.customer_web_sessions, 0) AS customer_web_sessions,
                coalesce(ranked.units_sold, 0) AS units_sold,
+               coalesce(assortment.products_sold, 0) AS products_sold,
                ranked.top_category_id AS best_top_category_id,
                sales.first_order_ts, sales.last_order_ts
         FROM stores s
         JOIN countries k ON k.country_code = s.country_code
         JOIN regions r ON r.region_id = k.region_id
         LEFT JOIN sales ON sales.store_id = s.store_id
+        LEFT JOIN omni ON omni.store_id = s.store_id
+        LEFT JOIN browsing ON browsing.store_id = s.store_id
+        LEFT JOIN assortment ON assortment.store_id = s.store_id
         LEFT JOIN ranked ON ranked.store_id = s.store_id AND ranked.rn = 1
         ORDER BY s.store_id
     """,
@@ -282,11 +308,12 @@ _EXTRACTS: dict[str, str] = {
                        AS picked_units
             FROM inventory_movements GROUP BY warehouse_id, product_id
         ), stock AS (
-            SELECT warehouse_id, sum(movements) AS movement_count,
+            SELECT warehouse_id, CAST(sum(movements) AS BIGINT) AS movement_count,
                    count(*) AS product_count,
                    count(*) FILTER (WHERE on_hand <= 0) AS out_of_stock_products,
-                   sum(on_hand) AS stock_units, sum(value_eur) AS stock_value_eur,
-                   sum(received_units) AS received_units, sum(picked_units) AS picked_units
+                   CAST(sum(on_hand) AS BIGINT) AS stock_units, sum(value_eur) AS stock_value_eur,
+                   CAST(sum(received_units) AS BIGINT) AS received_units,
+                   CAST(sum(picked_units) AS BIGINT) AS picked_units
             FROM positions GROUP BY warehouse_id
         ), shipped AS (
             SELECT warehouse_id, count(*) AS shipment_count,
@@ -295,9 +322,16 @@ _EXTRACTS: dict[str, str] = {
                        AS on_time_count,
                    CAST(percentile_cont(0.5) WITHIN GROUP (
                         ORDER BY EXTRACT(EPOCH FROM (shipped_ts - o.order_ts)) / 3600)
-                        AS DECIMAL(8, 2)) AS median_hours_to_ship
+                        AS DECIMAL(8, 2)) AS median_hours_to_ship,
+                   CAST(percentile_cont(0.9) WITHIN GROUP (
+                        ORDER BY EXTRACT(EPOCH FROM (delivered_ts - shipped_ts)) / 86400)
+                        AS DECIMAL(8, 2)) AS p90_transit_days,
+                   count(DISTINCT o.customer_id) AS customers_served
             FROM shipments sh JOIN orders o ON o.order_id = sh.order_id
             GROUP BY warehouse_id
+        ), sourcing AS (
+            SELECT warehouse_id, count(DISTINCT supplier_id) AS supplier_count
+            FROM inventory_movements WHERE movement_type = 'receipt' GROUP BY warehouse_id
         )
         SELECT w.warehouse_id, w.code, w.name, w.country_code, k.name AS country_name,
                r.name AS region_name, w.city, w.capacity_m3, w.is_automated, w.opened_on,
@@ -311,12 +345,15 @@ _EXTRACTS: dict[str, str] = {
                coalesce(shipped.shipment_count, 0) AS shipment_count,
                coalesce(shipped.delivered_count, 0) AS delivered_count,
                coalesce(shipped.on_time_count, 0) AS on_time_count,
-               shipped.median_hours_to_ship
+               shipped.median_hours_to_ship, shipped.p90_transit_days,
+               coalesce(shipped.customers_served, 0) AS customers_served,
+               coalesce(sourcing.supplier_count, 0) AS supplier_count
         FROM warehouses w
         JOIN countries k ON k.country_code = w.country_code
         JOIN regions r ON r.region_id = k.region_id
         LEFT JOIN stock ON stock.warehouse_id = w.warehouse_id
         LEFT JOIN shipped ON shipped.warehouse_id = w.warehouse_id
+        LEFT JOIN sourcing ON sourcing.warehouse_id = w.warehouse_id
         ORDER BY w.warehouse_id
     """,
     "suppliers": """
@@ -326,20 +363,20 @@ _EXTRACTS: dict[str, str] = {
                    CAST(avg(unit_cost_eur) AS DECIMAL(10, 2)) AS avg_unit_cost_eur
             FROM products GROUP BY supplier_id
         ), received AS (
-            SELECT supplier_id, count(*) AS receipt_count, sum(quantity) AS received_units,
+            SELECT supplier_id, count(*) AS receipt_count, CAST(sum(quantity) AS BIGINT) AS received_units,
                    sum(quantity * unit_cost_eur) AS received_value_eur,
                    max(moved_ts) AS last_receipt_ts
             FROM inventory_movements
             WHERE movement_type = 'receipt'
             GROUP BY supplier_id
         ), sold AS (
-            SELECT p.supplier_id, sum(i.quantity) AS units_sold,
+            SELECT p.supplier_id, CAST(sum(i.quantity) AS BIGINT) AS units_sold,
                    count(DISTINCT i.order_id) AS order_count,
                    sum(i.quantity * p.unit_cost_eur) AS cost_of_goods_sold_eur
             FROM order_items i JOIN products p ON p.product_id = i.product_id
             GROUP BY p.supplier_id
         ), returned AS (
-            SELECT p.supplier_id, sum(rt.quantity) AS units_returned,
+            SELECT p.supplier_id, CAST(sum(rt.quantity) AS BIGINT) AS units_returned,
                    count(*) FILTER (WHERE rt.condition = 'damaged') AS damaged_returns
             FROM returns rt
             JOIN order_items i ON i.order_item_id = rt.order_item_id
@@ -378,7 +415,8 @@ _EXTRACTS: dict[str, str] = {
     """,
     "categories": """
         WITH sold AS (
-            SELECT p.category_id, count(*) AS order_line_count, sum(i.quantity) AS units_sold,
+            SELECT p.category_id, count(*) AS order_line_count,
+                   CAST(sum(i.quantity) AS BIGINT) AS units_sold,
                    count(DISTINCT i.order_id) AS order_count
             FROM order_items i JOIN products p ON p.product_id = i.product_id
             GROUP BY p.category_id
@@ -414,13 +452,17 @@ _EXTRACTS: dict[str, str] = {
     """,
     "products": """
         WITH sold AS (
-            SELECT product_id, sum(quantity) AS units_sold, count(*) AS order_line_count
-            FROM order_items GROUP BY product_id
+            SELECT i.product_id, CAST(sum(i.quantity) AS BIGINT) AS units_sold,
+                   count(*) AS order_line_count,
+                   count(DISTINCT o.customer_id) AS buyer_count, max(o.order_ts) AS last_sold_ts
+            FROM order_items i JOIN orders o ON o.order_id = i.order_id
+            WHERE o.status <> 'cancelled'
+            GROUP BY i.product_id
         ), viewed AS (
             SELECT product_id, count(*) AS view_count FROM page_views
             WHERE product_id IS NOT NULL GROUP BY product_id
         ), returned AS (
-            SELECT i.product_id, sum(rt.quantity) AS units_returned
+            SELECT i.product_id, CAST(sum(rt.quantity) AS BIGINT) AS units_returned
             FROM returns rt JOIN order_items i ON i.order_item_id = rt.order_item_id
             GROUP BY i.product_id
         ), rated AS (
@@ -440,6 +482,7 @@ _EXTRACTS: dict[str, str] = {
                p.description, p.launched_on, p.is_discontinued,
                coalesce(sold.units_sold, 0) AS units_sold,
                coalesce(sold.order_line_count, 0) AS order_line_count,
+               coalesce(sold.buyer_count, 0) AS buyer_count, sold.last_sold_ts,
                coalesce(viewed.view_count, 0) AS view_count,
                coalesce(returned.units_returned, 0) AS units_returned,
                coalesce(rated.review_count, 0) AS review_count, rated.avg_rating
@@ -490,18 +533,24 @@ _EXTRACTS: dict[str, str] = {
         WITH sequenced AS (
             SELECT order_id, customer_id, promotion_id, order_ts, discount_amount,
                    row_number() OVER (PARTITION BY customer_id ORDER BY order_ts, order_id)
-                       AS customer_order_seq
+                       AS customer_order_seq,
+                   lead(order_ts) OVER (PARTITION BY customer_id ORDER BY order_ts, order_id)
+                       AS next_order_ts
             FROM orders WHERE status <> 'cancelled'
         ), used AS (
             SELECT q.promotion_id, count(*) AS order_count,
                    count(DISTINCT q.customer_id) AS customer_count,
                    count(*) FILTER (WHERE q.customer_order_seq = 1) AS new_customer_count,
+                   count(*) FILTER (WHERE q.next_order_ts IS NOT NULL
+                                    AND EXTRACT(EPOCH FROM (q.next_order_ts - q.order_ts))
+                                        <= 90 * 86400) AS reordered_within_90d,
                    min(q.order_ts) AS first_use_ts, max(q.order_ts) AS last_use_ts
             FROM sequenced q
             WHERE q.promotion_id IS NOT NULL
             GROUP BY q.promotion_id
         ), units AS (
-            SELECT o.promotion_id, sum(i.quantity) AS units_sold
+            SELECT o.promotion_id, CAST(sum(i.quantity) AS BIGINT) AS units_sold,
+                   count(DISTINCT i.product_id) AS products_sold
             FROM order_items i JOIN orders o ON o.order_id = i.order_id
             WHERE o.promotion_id IS NOT NULL
             GROUP BY o.promotion_id
@@ -511,7 +560,9 @@ _EXTRACTS: dict[str, str] = {
                coalesce(used.order_count, 0) AS order_count,
                coalesce(used.customer_count, 0) AS customer_count,
                coalesce(used.new_customer_count, 0) AS new_customer_count,
+               coalesce(used.reordered_within_90d, 0) AS reordered_within_90d,
                coalesce(units.units_sold, 0) AS units_sold,
+               coalesce(units.products_sold, 0) AS products_sold,
                used.first_use_ts, used.last_use_ts
         FROM promotions p
         LEFT JOIN used ON used.promotion_id = p.promotion_id
@@ -809,7 +860,8 @@ _REPORTS: tuple[ReportSpec, ...] = (
         name="inventory_health",
         title="Inventory health by warehouse",
         description="Stock on hand and its value, out-of-stock products, products below "
-        "their reorder point (90-day pick rate x supplier lead time) and days of cover.",
+        "their reorder point (90-day pick rate x supplier lead time), days of cover and "
+        "stock-out events replayed from the movement history.",
         sql="""
             WITH horizon AS (
                 SELECT max(moved_ts) - INTERVAL '90' DAY AS since FROM inventory_movements
@@ -821,6 +873,16 @@ _REPORTS: tuple[ReportSpec, ...] = (
                            AS picked_90d
                 FROM inventory_movements m CROSS JOIN horizon h
                 GROUP BY m.warehouse_id, m.product_id
+            ), levels AS (
+                SELECT warehouse_id, product_id, quantity,
+                       sum(quantity) OVER (
+                           PARTITION BY warehouse_id, product_id ORDER BY moved_ts, movement_id
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS level
+                FROM inventory_movements
+            ), stockouts AS (
+                SELECT warehouse_id, count(*) AS stockout_events
+                FROM levels WHERE level <= 0 AND level - quantity > 0
+                GROUP BY warehouse_id
             ), rated AS (
                 SELECT pos.*, s.lead_time_days,
                        pos.picked_90d / 90.0 * s.lead_time_days AS reorder_point
@@ -846,10 +908,12 @@ _REPORTS: tuple[ReportSpec, ...] = (
                    CAST(percentile_cont(0.5) WITHIN GROUP (ORDER BY r.on_hand)
                         AS DECIMAL(10, 1)) AS median_units_per_product,
                    coalesce(max(sh.shipments_90d), 0) AS shipments_90d,
-                   coalesce(max(sh.units_shipped_90d), 0) AS units_shipped_90d
+                   coalesce(max(sh.units_shipped_90d), 0) AS units_shipped_90d,
+                   coalesce(max(so.stockout_events), 0) AS stockout_events
             FROM rated r
             JOIN warehouses w ON w.warehouse_id = r.warehouse_id
             LEFT JOIN shipped sh ON sh.warehouse_id = r.warehouse_id
+            LEFT JOIN stockouts so ON so.warehouse_id = r.warehouse_id
             GROUP BY w.warehouse_id, w.code, w.country_code
             ORDER BY w.warehouse_id
         """,
@@ -926,6 +990,9 @@ _REPORTS: tuple[ReportSpec, ...] = (
             ), per_customer AS (
                 SELECT customer_id, count(*) AS tickets_of_customer
                 FROM support_tickets GROUP BY customer_id
+            ), history AS (
+                SELECT customer_id, count(*) AS orders_of_customer
+                FROM orders GROUP BY customer_id
             )
             SELECT t.priority, t.category, count(*) AS tickets,
                    count(*) FILTER (WHERE t.status = 'open') AS open_tickets,
@@ -934,6 +1001,8 @@ _REPORTS: tuple[ReportSpec, ...] = (
                    count(*) FILTER (WHERE late.order_id IS NOT NULL) AS after_late_delivery,
                    count(*) FILTER (WHERE ret.order_id IS NOT NULL) AS after_return,
                    count(*) FILTER (WHERE pc.tickets_of_customer > 1) AS from_repeat_contacts,
+                   CAST(avg(coalesce(h.orders_of_customer, 0)) AS DECIMAL(8, 2))
+                       AS avg_orders_of_customer,
                    CAST(percentile_cont(0.5) WITHIN GROUP (
                         ORDER BY EXTRACT(EPOCH FROM (t.first_response_ts - t.opened_ts)) / 3600)
                         AS DECIMAL(10, 2)) AS median_hours_to_first_response,
@@ -942,10 +1011,13 @@ _REPORTS: tuple[ReportSpec, ...] = (
                         AS DECIMAL(10, 2)) AS p90_hours_to_resolution,
                    CAST(avg(t.satisfaction_score) AS DECIMAL(4, 2)) AS avg_satisfaction,
                    count(DISTINCT t.customer_id) AS customers,
+                   count(DISTINCT t.order_id) AS orders,
+                   count(DISTINCT t.agent_name) AS agents,
                    count(DISTINCT cu.country_code) AS countries
             FROM support_tickets t
             JOIN customers cu ON cu.customer_id = t.customer_id
             JOIN per_customer pc ON pc.customer_id = t.customer_id
+            LEFT JOIN history h ON h.customer_id = t.customer_id
             LEFT JOIN late ON late.order_id = t.order_id
             LEFT JOIN returned ret ON ret.order_id = t.order_id
             GROUP BY t.priority, t.category
@@ -968,6 +1040,7 @@ _REPORTS: tuple[ReportSpec, ...] = (
             SELECT CAST(date_trunc('month', s.started_ts) AS DATE) AS month, s.device,
                    count(*) AS sessions,
                    count(*) FILTER (WHERE s.customer_id IS NOT NULL) AS logged_in_sessions,
+                   count(DISTINCT s.customer_id) AS known_visitors,
                    count(*) FILTER (WHERE s.page_view_count = 1) AS bounces,
                    sum(v.product_views) AS product_views,
                    count(*) FILTER (WHERE v.cart_views > 0) AS sessions_with_cart,
@@ -1026,14 +1099,26 @@ _REPORTS: tuple[ReportSpec, ...] = (
         "API region and month.",
         lake_tables=("orders",),
         sql="""
-            SELECT region, CAST(date_trunc('month', order_ts) AS DATE) AS month,
+            WITH lake_orders AS (
+                -- exact decimals per row: summing doubles in parallel is not reproducible
+                SELECT order_id, customer_id, country_code, order_ts, region,
+                       CAST(total_amount_eur AS DECIMAL(18, 2)) AS total_amount_eur,
+                       CAST(total_amount_eur * vat_rate / (1 + vat_rate) AS DECIMAL(18, 4))
+                           AS vat_eur,
+                       order_ts = min(order_ts) OVER (PARTITION BY customer_id) AS is_first
+                FROM read_parquet('{lake}/orders.parquet')
+            )
+            SELECT coalesce(region, 'unknown') AS region,
+                   CAST(date_trunc('month', order_ts) AS DATE) AS month,
                    count(*) AS orders, count(DISTINCT customer_id) AS customers,
+                   count(*) FILTER (WHERE is_first) AS first_orders,
                    count(DISTINCT country_code) AS countries,
-                   CAST(sum(total_amount_eur) AS DECIMAL(18, 2)) AS revenue_eur,
-                   CAST(sum(total_amount_eur * vat_rate / (1 + vat_rate)) AS DECIMAL(18, 2))
-                       AS vat_eur,
-                   CAST(avg(total_amount_eur) AS DECIMAL(14, 2)) AS avg_order_eur
-            FROM read_parquet('{lake}/orders.parquet')
+                   sum(total_amount_eur) AS revenue_eur,
+                   CAST(sum(vat_eur) AS DECIMAL(18, 2)) AS vat_eur,
+                   CAST(sum(total_amount_eur) / count(*) AS DECIMAL(14, 2)) AS avg_order_eur,
+                   CAST(percentile_cont(0.5) WITHIN GROUP (ORDER BY total_amount_eur)
+                        AS DECIMAL(14, 2)) AS median_order_eur
+            FROM lake_orders
             GROUP BY 1, 2
             ORDER BY region, month
         """,
@@ -1046,7 +1131,8 @@ _REPORTS: tuple[ReportSpec, ...] = (
         lake_tables=("orders", "payments"),
         sql="""
             WITH pay AS (
-                SELECT payment_id, order_id, method, amount_eur, currency,
+                SELECT payment_id, order_id, method, currency,
+                       CAST(amount_eur AS DECIMAL(18, 2)) AS amount_eur,
                        count(*) OVER (PARTITION BY order_id) > 1 AS is_split
                 FROM read_parquet('{lake}/payments.parquet')
             )
@@ -1054,8 +1140,8 @@ _REPORTS: tuple[ReportSpec, ...] = (
                    count(*) AS payments, count(DISTINCT p.order_id) AS orders,
                    count(DISTINCT p.currency) AS currencies,
                    count(*) FILTER (WHERE p.is_split) AS split_payments,
-                   CAST(sum(p.amount_eur) AS DECIMAL(18, 2)) AS amount_eur,
-                   CAST(avg(p.amount_eur) AS DECIMAL(14, 2)) AS avg_amount_eur
+                   sum(p.amount_eur) AS amount_eur,
+                   CAST(sum(p.amount_eur) / count(*) AS DECIMAL(14, 2)) AS avg_amount_eur
             FROM pay p
             LEFT JOIN read_parquet('{lake}/orders.parquet') o ON o.order_id = p.order_id
             GROUP BY 1, 2

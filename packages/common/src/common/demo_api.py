@@ -287,7 +287,31 @@ def _write_atomically(path: Path, data: bytes) -> None:
 # --- the app ----------------------------------------------------------------------------
 
 
-def create_app(capacity: int, storage_dir: Path, token: str | None = None) -> FastAPI:
+# The partner publishes each day's rate as a fixing: the volume-weighted mean of that day's
+# intraday quotes, computed from its tick data when asked (like a real rates service, a page
+# of fixings costs it real work: about a quarter of a second on one core here).
+TICKS_PER_DAY = 20_000
+
+_FIXINGS_SQL = """
+    WITH ticks AS (
+        SELECT d.currency, d.month, d.day, d.rate_to_eur AS anchor,
+               CASE WHEN d.currency = 'EUR' THEN 0.0
+                    ELSE (CAST(hash(d.currency, d.day, t.i) % 20001 AS BIGINT) - 10000) / 2e6 END AS deviation,
+               1 + hash(d.day, t.i, d.currency) % 100 AS volume
+        FROM fx_rates d, range(?) t(i)
+        WHERE d.page = ?
+    )
+    SELECT currency, month, strftime(day, '%Y-%m-%d') AS day,
+           round(sum(anchor * (1 + deviation) * volume) / sum(volume), 6) AS rate_to_eur
+    FROM ticks
+    GROUP BY currency, month, day
+    ORDER BY currency, day
+"""
+
+
+def create_app(
+    capacity: int, storage_dir: Path, token: str | None = None, ticks_per_day: int = TICKS_PER_DAY
+) -> FastAPI:
     """Build the demo partner API; ``token`` (if set) is required on ``/v1/*``."""
     if capacity < 1:
         raise ValueError(f"capacity must be >= 1, got {capacity}")
@@ -295,6 +319,7 @@ def create_app(capacity: int, storage_dir: Path, token: str | None = None) -> Fa
     storage_dir.mkdir(parents=True, exist_ok=True)
     stats = ApiStats(capacity)
     con, datasets = _build_reference_db()
+    con.execute("SET threads = 1")  # one request, one core: concurrent requests share the box
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
@@ -345,9 +370,12 @@ def create_app(capacity: int, storage_dir: Path, token: str | None = None) -> Fa
             raise HTTPException(404, f"page {page} out of range 1..{ds.pages} for dataset {dataset!r}")
         cursor = con.cursor()  # one connection per request: DuckDB connections are not shared
         try:
-            result = cursor.execute(
-                f"SELECT {ds.select} FROM {ds.table} WHERE page = ? ORDER BY {ds.order_by}", [page]
-            )
+            if dataset == "fx_rates" and ticks_per_day > 0:
+                result = cursor.execute(_FIXINGS_SQL, [ticks_per_day, page])
+            else:
+                result = cursor.execute(
+                    f"SELECT {ds.select} FROM {ds.table} WHERE page = ? ORDER BY {ds.order_by}", [page]
+                )
             names = [column[0] for column in result.description]
             rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
         finally:

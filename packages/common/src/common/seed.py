@@ -39,7 +39,7 @@ FIXED_ROWS: dict[str, int] = {
 }
 SCALED_ROWS: dict[str, int] = {
     "customers": 120_000,
-    "products": 40_000,
+    "products": 50_000,
     "orders": 500_000,  # order_items, payments, shipments, returns, reviews follow orders
     "inventory_movements": 1_200_000,
     "web_sessions": 500_000,  # page_views follow sessions
@@ -195,13 +195,13 @@ def _params(scale: int) -> dict[str, Any]:
 
 # Helpers: u(k, salt) is a uniform double in [0, 1) (53 hash bits, so never 1.0);
 # pick(list, k, salt) one element of a list; ri(k, salt, lo, hi) an integer in [lo, hi];
-# secs(n) an interval of n seconds; cap(s) s with a capital first letter; money(x, minor)
+# secs(n) an interval of floor(n) seconds (floor: a timestamp never rounds up to the end); cap(s) s with a capital first letter; money(x, minor)
 # x rounded to a currency's minor units (JPY has none).
 _MACROS = (
     "CREATE TEMP MACRO u(k, s) AS (hash(k, s) >> 11) / 9007199254740992.0",
     "CREATE TEMP MACRO pick(l, k, s) AS l[1 + CAST(floor(u(k, s) * len(l)) AS BIGINT)]",
     "CREATE TEMP MACRO ri(k, s, lo, hi) AS lo + CAST(floor(u(k, s) * (hi - lo + 1)) AS BIGINT)",
-    "CREATE TEMP MACRO secs(n) AS to_seconds(CAST(n AS BIGINT))",
+    "CREATE TEMP MACRO secs(n) AS to_seconds(CAST(floor(n) AS BIGINT))",
     "CREATE TEMP MACRO cap(s) AS upper(s[1]) || s[2:]",
     "CREATE TEMP MACRO money(x, minor) AS CASE WHEN minor = 0 THEN round(x, 0) ELSE round(x, 2) END",
 )
@@ -360,10 +360,10 @@ _STEPS: tuple[tuple[str, str], ...] = (
                CAST(round((4.99 + 295 * pow(u(range, 'p-price'), 2))
                           * (0.35 + 0.3 * u(range, 'p-cost')), 2) AS DECIMAL(10, 2))
                    AS unit_cost_eur,
-               'A ' || pick($words, range, 'd1') || ', ' || pick($words, range, 'd2') || ' '
+               'Our ' || pick($words, range, 'd1') || ', ' || pick($words, range, 'd2') || ' '
                    || pick($nouns, range, 'p-noun') || ' by ' || pick($brands, range, 'p-brand')
                    || '. Made to last with ' || pick($words, range, 'd3') || ' materials; ships in '
-                   || ri(range, 'd-days', 1, 5) || ' days. Care: '
+                   || ri(range, 'd-days', 2, 5) || ' days. Care: '
                    || pick(['machine wash 30°C', 'wipe clean', 'hand wash only', 'do not tumble dry'],
                            range, 'd-care') || '.' AS description,
                CAST($start_ts AS DATE) - CAST(ri(range, 'p-launch', -600, 1500) AS INTEGER)
@@ -394,7 +394,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
                CAST($start_ts AS TIMESTAMP) - INTERVAL 365 DAY
                    + secs(u(c.customer_id, 'signup') * ($span_s + (365 - 30) * 86400)) AS signup_ts
         FROM c JOIN _cities ci USING (country_code)
-        ORDER BY c.customer_id
     """),
     ("_order_headers", """
         CREATE TEMP TABLE _order_headers AS
@@ -429,12 +428,16 @@ _STEPS: tuple[tuple[str, str], ...] = (
     """),
     ("order_items", """
         CREATE TABLE order_items AS
-        WITH lines AS (
-            SELECT h.order_id, h.minor_units, h.price_list_factor, h.discount_pct,
-                   unnest(range(h.item_count)) + 1 AS line_no
-            FROM _order_headers h
+        WITH offsets AS (
+            SELECT order_id, minor_units, price_list_factor, discount_pct, item_count,
+                   CAST(sum(item_count) OVER (ORDER BY order_id) - item_count AS BIGINT) AS first_id
+            FROM _order_headers
+        ), lines AS (
+            SELECT order_id, minor_units, price_list_factor, discount_pct, first_id,
+                   unnest(range(item_count)) + 1 AS line_no
+            FROM offsets
         ), priced AS (
-            SELECT l.order_id, l.line_no,
+            SELECT l.order_id, l.line_no, l.first_id + l.line_no AS order_item_id,
                    1 + CAST(floor($n_products * pow(u(l.order_id * 8 + l.line_no, 'i-prod'), 2.2))
                             AS BIGINT) AS product_id,
                    1 + CAST(floor(4 * pow(u(l.order_id * 8 + l.line_no, 'i-qty'), 3)) AS INTEGER)
@@ -447,15 +450,13 @@ _STEPS: tuple[tuple[str, str], ...] = (
                         AS DECIMAL(14, 2)) AS unit_price
             FROM priced JOIN products pr USING (product_id)
         )
-        SELECT row_number() OVER (ORDER BY order_id, line_no) AS order_item_id,
-               order_id, line_no, product_id, quantity, unit_price,
+        SELECT order_item_id, order_id, line_no, product_id, quantity, unit_price,
                CAST(money(quantity * unit_price * discount_pct / 100, minor_units)
                     AS DECIMAL(14, 2)) AS discount_amount,
                CAST(quantity * unit_price
                     - money(quantity * unit_price * discount_pct / 100, minor_units)
                     AS DECIMAL(14, 2)) AS line_total
         FROM p
-        ORDER BY order_item_id
     """),
     ("orders", """
         CREATE TABLE orders AS
@@ -483,7 +484,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
                shipping_fee,
                CAST(net + shipping_fee AS DECIMAL(14, 2)) AS total_amount
         FROM o
-        ORDER BY order_id
     """),
     ("payments", """
         CREATE TABLE payments AS
@@ -510,10 +510,12 @@ _STEPS: tuple[tuple[str, str], ...] = (
                               WHEN 1 THEN money(total_amount * 0.3, minor_units)
                               ELSE total_amount - money(total_amount * 0.3, minor_units) END
                     AS DECIMAL(14, 2)) AS amount,
-               order_ts + secs(ri(order_id * 3 + part, 'pay-delay', 5, 1800)) AS paid_ts,
+               -- paid in the order's minutes, never after the range: the partner API has
+               -- exchange rates for the reference months only
+               least(order_ts + secs(ri(order_id * 3 + part, 'pay-delay', 5, 1800)),
+                     CAST($end_ts AS TIMESTAMP) - INTERVAL 1 SECOND) AS paid_ts,
                'psp_' || lower(hex(hash(order_id, part, 'psp'))) AS provider_ref
         FROM parts
-        ORDER BY payment_id
     """),
     ("shipments", """
         CREATE TABLE shipments AS
@@ -540,7 +542,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
                    AS shipping_cost_eur,
                ri(order_id, 'sh-weight', 200, 4000) * item_count AS parcel_weight_g
         FROM s
-        ORDER BY shipment_id
     """),
     ("returns", """
         CREATE TABLE returns AS
@@ -548,7 +549,7 @@ _STEPS: tuple[tuple[str, str], ...] = (
             SELECT i.order_item_id, i.order_id, i.quantity, i.unit_price, o.currency, o.order_ts
             FROM order_items i JOIN orders o USING (order_id)
             WHERE o.status = 'completed'
-              AND u(i.order_item_id, 'ret') < 0.04 + 0.04 * u(i.product_id, 'ret-prone')
+              AND u(i.order_item_id, 'ret') < 0.06 + 0.12 * u(i.product_id, 'ret-prone')
         )
         SELECT row_number() OVER (ORDER BY order_item_id) AS return_id,
                order_item_id, order_id,
@@ -566,7 +567,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
                pick(['resellable', 'resellable', 'resellable', 'damaged', 'opened'],
                     order_item_id, 'ret-cond') AS condition
         FROM r
-        ORDER BY return_id
     """),
     ("reviews", """
         CREATE TABLE reviews AS
@@ -594,7 +594,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
                CAST(floor(40 * pow(u(order_item_id, 'rev-votes'), 4)) AS INTEGER) AS helpful_votes,
                u(order_item_id, 'rev-verified') < 0.93 AS verified_purchase
         FROM r
-        ORDER BY review_id
     """),
     ("inventory_movements", """
         CREATE TABLE inventory_movements AS
@@ -629,7 +628,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
                     WHEN 'adjustment' THEN 'CYCLE-COUNT-' || (t.movement_id % 997)
                     ELSE 'TO-' || (t.movement_id % 70000) END AS reference
         FROM t JOIN products p USING (product_id)
-        ORDER BY t.movement_id
     """),
     ("web_sessions", """
         CREATE TABLE web_sessions AS
@@ -660,19 +658,24 @@ _STEPS: tuple[tuple[str, str], ...] = (
                s.page_view_count >= 3
                    AND u(s.session_id, 'ws-conv') < 0.02 + 0.012 * s.page_view_count AS converted
         FROM s LEFT JOIN customers c USING (customer_id)
-        ORDER BY s.session_id
     """),
     ("page_views", """
         CREATE TABLE page_views AS
-        WITH v AS (
+        WITH offsets AS (
+            -- ids follow (session_id, seq): a window over sessions, not over every view
             SELECT session_id, started_ts, ended_ts, page_view_count,
-                   unnest(range(page_view_count)) + 1 AS seq
+                   CAST(sum(page_view_count) OVER (ORDER BY session_id) - page_view_count AS BIGINT)
+                       AS first_id
             FROM web_sessions
+        ), v AS (
+            SELECT session_id, started_ts, ended_ts, page_view_count, first_id,
+                   unnest(range(page_view_count)) + 1 AS seq
+            FROM offsets
         ), t AS (
             SELECT v.*, v.session_id * 16 + v.seq AS k, u(v.session_id * 16 + v.seq, 'pv-type') AS tu
             FROM v
         )
-        SELECT row_number() OVER (ORDER BY session_id, seq) AS view_id,
+        SELECT first_id + seq AS view_id,
                session_id, seq,
                started_ts + secs(epoch(ended_ts - started_ts) * (seq - 1) / page_view_count)
                    AS viewed_ts,
@@ -681,7 +684,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
                    AS page_type,
                CASE WHEN tu < 0.5
                     THEN '/p/' || (1 + CAST(floor($n_products * pow(u(k, 'pv-prod'), 2)) AS BIGINT))
-                         || '?ref=' || pick(['grid', 'search', 'reco', 'email'], k, 'pv-ref')
                     WHEN tu < 0.75 THEN '/c/' || ri(k, 'pv-cat', $n_top + 1, $n_categories)
                     WHEN tu < 0.87 THEN '/search?q=' || pick($nouns, k, 'pv-q')
                     WHEN tu < 0.95 THEN '/cart' ELSE '/checkout' END AS url,
@@ -690,7 +692,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
                    AS product_id,
                ri(k, 'pv-time', 800, 180000) AS time_on_page_ms
         FROM t
-        ORDER BY view_id
     """),
     ("support_tickets", """
         CREATE TABLE support_tickets AS
@@ -732,7 +733,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
                CASE WHEN su >= 0.15 AND u(ticket_id, 'tk-csat') < 0.4
                     THEN ri(ticket_id, 'tk-score', 1, 5) END AS satisfaction_score
         FROM j
-        ORDER BY ticket_id
     """),
 )
 
@@ -847,11 +847,20 @@ def _describe(result: SeedResult) -> str:
     )
 
 
-def _command(
+app = typer.Typer(add_completion=False, help="Create the deterministic demo shop database.")
+
+
+@app.command()
+def seed_demo(
     scale: Annotated[
-        int | None, typer.Option("--scale", help="Multiplies the row counts of facts, customers, products.")
+        int | None,
+        typer.Option("--scale", help="Multiplies the rows of facts, customers and products "
+                     "(default: ETL_DEMO_SCALE, else 1)."),
     ] = None,
-    path: Annotated[Path | None, typer.Option("--path", help="Where the DuckDB file goes.")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Option("--path", help="The DuckDB file (default: <data dir>/demo/shop.duckdb)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-seed even if the file exists.")] = False,
 ) -> None:
     """Create the deterministic demo shop database that the flows query."""
@@ -869,14 +878,15 @@ def _command(
     try:
         result = seed_demo_database(path, scale)
     except (OSError, duckdb.Error) as exc:
-        typer.echo(f"error: could not seed {path}: {exc}", err=True)
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        typer.echo(f"error: could not seed {path}: {message}", err=True)
         raise typer.Exit(1) from None
     typer.echo(_describe(result))
 
 
 def main() -> None:
     """Console script ``seed-demo``."""
-    typer.run(_command)
+    app()
 
 
 if __name__ == "__main__":

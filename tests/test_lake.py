@@ -1,0 +1,73 @@
+"""Lake writes: streamed to Parquet, published by atomic rename, old data kept on failure."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from common.db import connect
+from common.lake import (
+    copy_query_to_parquet, dataset_path, parquet_rows, publish, remove_staging, staging_dir,
+    write_batches_to_parquet,
+)
+from common.settings import Settings
+
+
+@pytest.fixture
+def source_db(tmp_path: Path) -> Settings:
+    path = tmp_path / "src.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t AS SELECT range AS id, 'name ' || range AS name FROM range(12345)")
+    return Settings(database_url=f"duckdb:///{path}?access_mode=read_only", data_dir=tmp_path / "data")
+
+
+def test_duckdb_extract_streams_to_parquet_through_the_connector(source_db: Settings, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "t.parquet"
+    with connect(source_db) as connection:
+        rows = copy_query_to_parquet(connection, "SELECT * FROM t WHERE id % 5 = 0", target, source_db.sqlalchemy_url)
+    assert rows == 2469
+    assert parquet_rows(target) == 2469
+    assert duckdb.execute("SELECT max(id) FROM read_parquet(?)", [str(target)]).fetchone() == (12340,)
+
+
+def test_generic_batches_keep_types_and_every_row(tmp_path: Path) -> None:
+    target = tmp_path / "b.parquet"
+    batches = [
+        [(1, "a", Decimal("1.50"), date(2024, 1, 1), datetime(2024, 1, 1, 12), True, 0.5)],
+        [(2, None, Decimal("2.25"), date(2024, 1, 2), datetime(2024, 1, 2, 12), False, None)],
+    ]
+    rows = write_batches_to_parquet(["id", "name", "amount", "day", "ts", "flag", "ratio"], batches, target)
+    assert rows == 2
+    types = dict(duckdb.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()[i][:2]
+                 for i in range(7))
+    assert types["id"] == "BIGINT" and types["day"] == "DATE" and types["flag"] == "BOOLEAN"
+    assert types["amount"].startswith("DECIMAL")
+    assert not list(tmp_path.glob("*.scratch.duckdb*"))
+
+
+def test_publish_replaces_atomically_and_a_failed_write_keeps_the_old_dataset(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    target = dataset_path(lake, "orders")
+    stage = staging_dir(lake, "run-1")
+    first = stage / "orders.parquet"
+    duckdb.sql("COPY (SELECT 1 AS v) TO '" + str(first) + "' (FORMAT parquet)")
+    publish(first, target)
+    assert parquet_rows(target) == 1 and not first.exists()
+
+    # A second run fails while writing its staged file: the published dataset is untouched.
+    stage2 = staging_dir(lake, "run-2")
+    with pytest.raises(duckdb.Error):
+        duckdb.sql("COPY (SELECT 1 / 0 :: INTEGER AS v, error('boom')) TO '" + str(stage2 / "orders.parquet") + "'")
+    assert parquet_rows(target) == 1
+    assert remove_staging(lake, "run-2") and not stage2.exists()
+
+
+def test_dataset_and_run_names_are_checked() -> None:
+    with pytest.raises(ValueError):
+        dataset_path(Path("/tmp"), "../etc/passwd")
+    with pytest.raises(ValueError):
+        staging_dir(Path("/tmp"), "../x")
