@@ -8,7 +8,9 @@ long both flows held slots of the same limit at the same time.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from uuid import UUID
 
 from rich.console import Console
@@ -20,6 +22,36 @@ from common.server import default_api_url
 
 log = get_logger("demo")
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def flow_run_processes() -> list[int]:
+    """PIDs of this process's children that execute a flow run (``python -m prefect.engine``).
+
+    The runner marks a run Cancelled if it is stopped while the run's process still exits,
+    even after the run Completed, so ``--once`` waits for these to end first (Linux /proc).
+    """
+    me = str(os.getpid())
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[1] != me:
+                continue
+            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if b"prefect.engine" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def wait_for_flow_run_processes(timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while flow_run_processes():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def run_demo(names: list[str], registry: Registry, timeout: float = 600.0) -> bool:

@@ -95,12 +95,15 @@ def serve_all(
                 names = deployment_names()
                 print(_banner(ui_url, names))
                 if demo:
-                    from deployments.demo import run_demo
+                    from deployments.demo import run_demo, wait_for_flow_run_processes
 
                     def drive() -> None:
-                        outcome["ok"] = run_demo(names, registry)
-                        if once:
-                            os.kill(os.getpid(), signal.SIGTERM)  # the runner's own graceful stop
+                        try:
+                            outcome["ok"] = run_demo(names, registry)
+                        finally:
+                            if once:
+                                wait_for_flow_run_processes()
+                                os.kill(os.getpid(), signal.SIGTERM)  # the runner's own graceful stop
 
                     threading.Thread(target=drive, name="serve-all-demo", daemon=True).start()
                 serve(*deployments, limit=None)

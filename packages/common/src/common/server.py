@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from common.logs import prefect_logging_env
+from common.pg import EmbeddedPostgres
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
@@ -119,8 +120,10 @@ class LocalPrefectServer:
     home: Path
     port: int = DEFAULT_PORT
     host: str = DEFAULT_HOST
+    backend: str = "postgres"  # or "sqlite" (Prefect's default; slow hand-off under load)
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    postgres: EmbeddedPostgres | None = None
 
     @property
     def api_url(self) -> str:
@@ -144,9 +147,14 @@ class LocalPrefectServer:
                 f"port {self.port} on {self.host} is taken by something that is not a Prefect "
                 "server: stop it, or point PREFECT_API_URL at your Prefect server"
             )
+        if self.backend not in ("postgres", "sqlite"):
+            raise ServerUnavailableError(f"unknown Prefect server backend {self.backend!r}: use postgres or sqlite")
         self.home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         env.update(server_env(self.home))
+        if self.backend == "postgres":
+            self.postgres = EmbeddedPostgres(self.home / "pgdata")
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.postgres.start()
         env.update(self.extra_env)
         log = open(self.log_path, "ab")
         try:
@@ -181,7 +189,15 @@ class LocalPrefectServer:
         )
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop the server we started (its process group), never anything else."""
+        """Stop the server we started (its process group), then its PostgreSQL."""
+        try:
+            self._stop_api(timeout)
+        finally:
+            if self.postgres is not None:
+                self.postgres.stop()
+                self.postgres = None
+
+    def _stop_api(self, timeout: float) -> None:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
