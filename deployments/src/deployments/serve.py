@@ -45,6 +45,7 @@ def serve_all(
     demo: bool = typer.Option(False, "--demo", help="Also trigger one run of each deployment now and print slot usage while they run."),
     once: bool = typer.Option(False, "--once", help="With --demo: stop serving when the demo runs finish (exit 1 if one failed or a limit was exceeded)."),
     port: int = typer.Option(DEFAULT_PORT, "--port", help="Port of the local Prefect server (when PREFECT_API_URL is unset)."),
+    server_db: str = typer.Option("postgres", "--server-db", help="Database of the local Prefect server: postgres (embedded, fast slot hand-off) or sqlite."),
 ) -> None:
     """Serve the ingest and reports deployments side by side on one Prefect server."""
     configure_logging()
@@ -63,7 +64,7 @@ def serve_all(
             ui_url = api_url.removesuffix("/api")
             print(f"using the Prefect server at {api_url}")
         else:
-            local = LocalPrefectServer(home=settings.prefect_home, port=port)
+            local = LocalPrefectServer(home=settings.prefect_home, port=port, backend=server_db)
             if local.start():
                 server = local
                 print(f"starting a local Prefect server on {local.ui_url} (log: {local.log_path}) ...")
