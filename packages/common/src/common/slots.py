@@ -183,6 +183,7 @@ def take_snapshot(client: "SyncPrefectClient", registry: Registry, api_url: str)
             server_slots=gcl.limit if gcl else None, active=gcl.active if gcl else None,
             used=gcl.active_slots if gcl else 0,
         )
+        views.append(view)
         if gcl is None:
             view.anomalies.append(f"{view.limit}: no limit on the server, tag '{tag}' runs unlimited")
         elif not gcl.active:

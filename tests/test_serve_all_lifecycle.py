@@ -1,0 +1,115 @@
+"""serve-all's own lifecycle: it starts a Prefect server (embedded PostgreSQL), serves both
+deployments so that `prefect deployment run` works, and Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import ROOT, Stack, _free_port, script
+
+pytestmark = pytest.mark.integration
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, grandchildren...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def _pids_with_arg(text: bytes) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_serve_all_serves_triggered_runs_and_ctrl_c_leaves_nothing(stack: Stack, tmp_path: Path) -> None:
+    port = _free_port()
+    env = stack.env(ETL_DATA_DIR=str(stack.data_dir))
+    env.pop("PREFECT_API_URL")
+    # its own Prefect home, so this server is not the session's
+    env["ETL_DATA_DIR"] = str(tmp_path / "data")
+    (tmp_path / "data" / "demo").mkdir(parents=True)
+    os.link(stack.data_dir / "demo" / "shop.duckdb", tmp_path / "data" / "demo" / "shop.duckdb")
+    log = open(tmp_path / "serve-all.log", "w+")
+    proc = subprocess.Popen(
+        [script("serve-all"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "serve-all.log").read_text()[-3000:]
+            if "Your deployments are being served" in (tmp_path / "serve-all.log").read_text():
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("serve-all never reached serving: " + (tmp_path / "serve-all.log").read_text()[-3000:])
+        started = _descendants(proc.pid)
+        assert started, "serve-all started no child processes?"
+        pgdata = str(tmp_path / "data" / "prefect" / "pgdata").encode()
+        assert _pids_with_arg(pgdata), "no embedded PostgreSQL found for the Prefect server"
+
+        limits = {g["name"]: g["limit"] for g in httpx.post(f"{api}/v2/concurrency_limits/filter", json={}).json()}
+        assert limits["tag:database"] == 3 and limits["tag:api"] == 10
+
+        run_env = dict(env, PREFECT_API_URL=api)
+        triggered = subprocess.run(
+            [script("prefect"), "deployment", "run", "reports/local", "--watch", "--watch-timeout", "240"],
+            capture_output=True, text=True, timeout=300, env=run_env, cwd=ROOT, stdin=subprocess.DEVNULL,
+        )
+        assert triggered.returncode == 0, triggered.stdout[-2000:] + triggered.stderr[-2000:]
+        assert "COMPLETED" in triggered.stdout.upper()
+
+        # The server and the demo API listen on loopback only.
+        listening = Path("/proc/net/tcp").read_text()
+        assert f":{port:04X} " in listening
+        assert f"00000000:{port:04X}" not in listening, "the Prefect server listens on all interfaces"
+
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(p) for p in started):
+        time.sleep(0.2)
+    left = [p for p in started if _alive(p)]
+    assert not left, f"serve-all left processes running: {left}"
+    # PostgreSQL daemonizes (its parent is init), so look for it by its data folder.
+    assert not [p for p in _pids_with_arg(pgdata) if _alive(p)], "the embedded PostgreSQL was left running"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{api}/health", timeout=2)
