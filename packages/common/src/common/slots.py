@@ -226,8 +226,8 @@ def take_snapshot(client: "SyncPrefectClient", registry: Registry, api_url: str)
     return Snapshot(taken_at=now.isoformat(), api_url=api_url, limits=views)
 
 
-def render(snapshot: Snapshot) -> Any:
-    """Rich renderable: one table per limit, then anomalies."""
+def render(snapshot: Snapshot, max_waiters: int = 10) -> Any:
+    """Rich renderable: one table per limit (longest waiters first), then anomalies."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -242,9 +242,11 @@ def render(snapshot: Snapshot) -> Any:
         for h in view.holders:
             table.add_row("holds", h.flow or "?", h.deployment or "-", h.flow_run or "?",
                           h.task_run or h.task_run_id, f"{h.seconds:.1f}s" if h.seconds is not None else "?")
-        for w in view.waiters:
+        for w in view.waiters[:max_waiters]:
             table.add_row("waits", w.flow or "?", w.deployment or "-", w.flow_run or "?",
                           w.task_run or w.task_run_id, f"{w.seconds:.1f}s" if w.seconds is not None else "?")
+        if len(view.waiters) > max_waiters:
+            table.add_row("waits", f"+{len(view.waiters) - max_waiters} more", "", "", "", "")
         if not view.holders and not view.waiters:
             table.add_row("idle", "", "", "", "", "")
         parts.append(table)
