@@ -49,8 +49,9 @@ def serve_all(
 ) -> None:
     """Serve the ingest and reports deployments side by side on one Prefect server."""
     configure_logging()
-    # Until the runner installs its own handler, SIGTERM unwinds like Ctrl-C so the
-    # `finally` below still stops what we started.
+    # Ctrl-C works even when a script started us with SIGINT ignored; until the runner
+    # installs its own handler, SIGTERM unwinds like Ctrl-C so `finally` stops what we started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     server: LocalPrefectServer | None = None
     outcome: dict[str, bool] = {}
