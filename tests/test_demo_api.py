@@ -18,10 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common.demo_api import DemoApiProcess, create_app, free_port, run_in_thread
+from common.demo_api import ApiStats, DemoApiProcess, create_app, free_port, run_in_thread
 from common.reference import COUNTRIES, CURRENCIES, FIRST_MONTH, MONTHS
 
-STATS_KEYS = {"capacity", "in_flight", "max_in_flight", "requests", "accepted", "rejected_429", "reports_received"}
+STATS_KEYS = {
+    "capacity", "in_flight", "max_in_flight", "requests", "accepted", "rejected_429", "reports_received",
+    "max_requests_per_second", "request_span_seconds",
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +55,21 @@ def test_health_and_stats_keys(client: httpx.Client) -> None:
     assert set(stats) == STATS_KEYS
     assert stats["capacity"] == 10
     assert stats["requests"] == 0  # /health and /stats are not counted
+
+
+def test_rate_stats_count_the_busiest_one_second_window() -> None:
+    now = [0.0]
+    stats = ApiStats(capacity=100, clock=lambda: now[0])
+    for start in (0.0, 0.1, 0.5, 0.99, 1.0, 1.05, 1.2, 3.0):  # (0.05, 1.05] holds 0.1 .. 1.05: 5
+        now[0] = start
+        assert stats.try_admit()
+        stats.release()
+    snap = stats.snapshot()
+    assert snap["max_requests_per_second"] == 5
+    assert snap["request_span_seconds"] == 3.0
+    stats.reset()
+    assert stats.snapshot()["max_requests_per_second"] == 0
+    assert stats.snapshot()["request_span_seconds"] == 0.0
 
 
 def test_capacity_is_enforced_with_429(tmp_path: Path) -> None:

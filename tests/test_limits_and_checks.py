@@ -58,6 +58,10 @@ def test_missing_limit_makes_entry_points_refuse_naming_the_tag(stack: Stack, pr
         assert ingest.returncode == 2, ingest.stdout + ingest.stderr
         assert "tag 'api' has no limit on the server, so Prefect would run it unlimited" in ingest.stderr
         assert len(ingest.stderr.strip().splitlines()) == 1, ingest.stderr
+        serve = run_cli("serve-all", "--no-sync", timeout=120)
+        assert serve.returncode == 2, serve.stdout + serve.stderr
+        assert "tag 'api' has no limit on the server" in serve.stderr
+        assert "being served" not in serve.stdout
     finally:
         assert run_cli("limits", "sync").returncode == 0
     assert prefect_client.read_global_concurrency_limit_by_name("tag:api").limit == get_registry()["api"].slots

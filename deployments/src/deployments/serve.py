@@ -45,6 +45,7 @@ def serve_all(
     demo: bool = typer.Option(False, "--demo", help="Also trigger one run of each deployment now and print slot usage while they run."),
     once: bool = typer.Option(False, "--once", help="With --demo: stop serving when the demo runs finish (exit 1 if one failed or a limit was exceeded)."),
     port: int = typer.Option(DEFAULT_PORT, "--port", help="Port of the local Prefect server (when PREFECT_API_URL is unset)."),
+    no_sync: bool = typer.Option(False, "--no-sync", help="Do not change the server's limits (they are managed elsewhere, e.g. by CI): only check them and refuse to start if a task tag has no active limit."),
     server_db: str = typer.Option("postgres", "--server-db", help="Database of the local Prefect server: postgres (embedded, fast slot hand-off) or sqlite."),
 ) -> None:
     """Serve the ingest and reports deployments side by side on one Prefect server."""
@@ -83,11 +84,12 @@ def serve_all(
             from common.limits_sync import sync
             from deployments.registry import build_deployments, deployment_names
 
-            with get_client(sync_client=True) as client:
-                for change in sync(client, registry):
-                    if change.changes_server:
-                        print(f"limits: {change.describe()}")
-            require_limits(registry)
+            if not no_sync:
+                with get_client(sync_client=True) as client:
+                    for change in sync(client, registry):
+                        if change.changes_server:
+                            print(f"limits: {change.describe()}")
+            require_limits(registry)  # fail closed: a tag with no limit would run unlimited
             print("limits match " + str(settings.limits_file) + ": "
                   + ", ".join(f"{t}={n}" for t, n in registry.tag_limits().items()))
             with demo_parts(settings, registry) as done:

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -74,10 +75,19 @@ _BASE_RATE_TO_EUR: dict[str, float] = {
 
 
 class ApiStats:
-    """Thread-safe counters: the middleware runs on the event loop, endpoints in threads."""
+    """Thread-safe counters: the middleware runs on the event loop, endpoints in threads.
 
-    def __init__(self, capacity: int) -> None:
+    Besides capacity it measures the request rate clients achieved, so a test can check a
+    rate limit: ``max_requests_per_second`` is the most accepted requests (those ``accepted``
+    counts) that started within any one second, and ``request_span_seconds`` the time from
+    the first accepted request's start to the last one's, both since the last reset.
+    """
+
+    WINDOW_SECONDS = 1.0
+
+    def __init__(self, capacity: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = capacity
+        self._clock = clock
         self._lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -85,6 +95,10 @@ class ApiStats:
         self.accepted = 0
         self.rejected_429 = 0
         self.reports_received = 0
+        self._recent: deque[float] = deque()  # accepted starts within the last window only
+        self.max_requests_per_second = 0
+        self._first_start: float | None = None
+        self._last_start: float | None = None
 
     def try_admit(self) -> bool:
         """Count one request; admit it unless that would exceed the capacity."""
@@ -96,7 +110,19 @@ class ApiStats:
             self.in_flight += 1
             self.accepted += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self._count_start(self._clock())
             return True
+
+    def _count_start(self, now: float) -> None:
+        # The busiest 1-second window always ends at some start, so checking the window
+        # (now - 1 s, now] at each start finds it, keeping only that window in memory.
+        self._recent.append(now)
+        while self._recent[0] <= now - self.WINDOW_SECONDS:
+            self._recent.popleft()
+        self.max_requests_per_second = max(self.max_requests_per_second, len(self._recent))
+        if self._first_start is None:
+            self._first_start = now
+        self._last_start = now
 
     def release(self) -> None:
         with self._lock:
@@ -111,9 +137,14 @@ class ApiStats:
         with self._lock:
             self.requests = self.accepted = self.rejected_429 = self.reports_received = 0
             self.max_in_flight = self.in_flight
+            self._recent.clear()
+            self.max_requests_per_second = 0
+            self._first_start = self._last_start = None
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[str, int | float]:
         with self._lock:
+            first, last = self._first_start, self._last_start
+            span = 0.0 if first is None or last is None else last - first
             return {
                 "capacity": self.capacity,
                 "in_flight": self.in_flight,
@@ -122,6 +153,8 @@ class ApiStats:
                 "accepted": self.accepted,
                 "rejected_429": self.rejected_429,
                 "reports_received": self.reports_received,
+                "max_requests_per_second": self.max_requests_per_second,
+                "request_span_seconds": round(span, 3),
             }
 
 
@@ -347,11 +380,11 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/stats")
-    def get_stats() -> dict[str, int]:
+    def get_stats() -> dict[str, int | float]:
         return stats.snapshot()
 
     @app.post("/stats/reset")
-    def reset_stats() -> dict[str, int]:
+    def reset_stats() -> dict[str, int | float]:
         stats.reset()
         return stats.snapshot()
 

@@ -71,8 +71,10 @@ def read_intervals(
                 break
             offset += 200
         missing = list({r.flow_run_id for r in runs if r.flow_run_id and r.flow_run_id not in flow_runs})
-        if missing:
-            frs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=missing)))
+        # In chunks: the server answers at most 200 rows per read, and a long window can
+        # hold more flow runs than that (their task runs would otherwise show flow "?").
+        for chunk in (missing[i:i + 200] for i in range(0, len(missing), 200)):
+            frs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=200)
             flows = {
                 f.id: f.name
                 for f in client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=list({fr.flow_id for fr in frs}))))
@@ -157,3 +159,222 @@ def wait_until_recorded(client: "SyncPrefectClient", flow_run_ids: list[UUID], t
 
 
 _FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+# --- Summary of a window: the proof, per limit and per flow -------------------------------
+
+
+@dataclass(frozen=True)
+class FlowUsage:
+    """One flow's share of one limit: how much it held, how long it waited to hold."""
+
+    flow: str
+    task_runs: int
+    slot_seconds: float
+    wait_median: float | None  # None: no task run of the flow has a Pending time
+    wait_p95: float | None
+
+
+@dataclass(frozen=True)
+class TagReport:
+    """What the records say about one limit in the window."""
+
+    tag: str
+    limit: int
+    task_runs: int
+    peak: int
+    peak_at: datetime | None
+    exceeded: bool
+    slot_seconds: float
+    utilization: float  # busy slot-seconds / (limit x window seconds)
+    shared_seconds: float  # seconds during which more than one flow held slots of this limit
+    flows: list[FlowUsage]
+    lanes: dict[str, int]  # task_run_id -> lane; lane >= limit only if the limit was exceeded
+
+    @property
+    def lane_count(self) -> int:
+        """Lanes to draw: one per slot, plus any overflow lane."""
+        return max([self.limit, *(lane + 1 for lane in self.lanes.values())])
+
+
+@dataclass(frozen=True)
+class HistoryReport:
+    """Every limit over one window of time."""
+
+    window_start: datetime
+    window_end: datetime
+    tags: list[TagReport]
+
+    @property
+    def exceeded(self) -> bool:
+        return any(t.exceeded for t in self.tags)
+
+    @property
+    def window_seconds(self) -> float:
+        return max(0.0, (self.window_end - self.window_start).total_seconds())
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready, with stable keys (lanes are left out: they serve the timeline)."""
+        return {
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "window_seconds": round(self.window_seconds, 3),
+            "exceeded": self.exceeded,
+            "limits": [
+                {
+                    "tag": t.tag,
+                    "name": f"tag:{t.tag}",
+                    "limit": t.limit,
+                    "task_runs": t.task_runs,
+                    "peak": t.peak,
+                    "peak_at": t.peak_at.isoformat() if t.peak_at else None,
+                    "exceeded": t.exceeded,
+                    "slot_seconds": round(t.slot_seconds, 3),
+                    "utilization": round(t.utilization, 4),
+                    "shared_seconds": round(t.shared_seconds, 3),
+                    "flows": [
+                        {
+                            "flow": f.flow,
+                            "task_runs": f.task_runs,
+                            "slot_seconds": round(f.slot_seconds, 3),
+                            "wait_median": _round(f.wait_median),
+                            "wait_p95": _round(f.wait_p95),
+                        }
+                        for f in t.flows
+                    ],
+                }
+                for t in self.tags
+            ],
+        }
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default), so p50 is the median."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = (len(ordered) - 1) * q / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def clipped_seconds(iv: Interval, window_start: datetime, window_end: datetime) -> float:
+    """Seconds of the hold inside the window (a still-running hold counts up to its end)."""
+    end = iv.end or window_end
+    return max(0.0, (min(end, window_end) - max(iv.start, window_start)).total_seconds())
+
+
+def assign_lanes(intervals: Iterable[Interval], limit: int, now: datetime | None = None) -> dict[str, int]:
+    """Greedy lanes in start order: each hold takes the lowest lane free at its start.
+
+    A lane frees at the instant its hold ends (a same-instant hand-off reuses it, as in
+    :func:`peak_concurrency`). A hold finding lanes 0..limit-1 all busy overlaps ``limit``
+    others, so a lane >= limit appears exactly when the limit was exceeded.
+    """
+    now = now or datetime.now(timezone.utc)
+    busy_until: list[datetime] = []
+    lanes: dict[str, int] = {}
+    for iv in sorted(intervals, key=lambda i: (i.start, i.end or now, i.task_run_id)):
+        lane = next((n for n, until in enumerate(busy_until) if until <= iv.start), None)
+        if lane is None:
+            lane = len(busy_until)
+            busy_until.append(iv.end or now)
+        else:
+            busy_until[lane] = iv.end or now
+        lanes[iv.task_run_id] = lane
+    return lanes
+
+
+def _flow_usage(intervals: list[Interval], window_start: datetime, window_end: datetime) -> list[FlowUsage]:
+    by_flow: dict[str, list[Interval]] = {}
+    for iv in intervals:
+        by_flow.setdefault(iv.flow, []).append(iv)
+    out = []
+    for flow in sorted(by_flow):
+        runs = by_flow[flow]
+        waits = [w for w in (iv.waited for iv in runs) if w is not None]
+        out.append(
+            FlowUsage(
+                flow=flow,
+                task_runs=len(runs),
+                slot_seconds=sum(clipped_seconds(iv, window_start, window_end) for iv in runs),
+                wait_median=percentile(waits, 50),
+                wait_p95=percentile(waits, 95),
+            )
+        )
+    return out
+
+
+def summarize_tag(tag: str, limit: int, intervals: list[Interval], window_start: datetime,
+                  window_end: datetime) -> TagReport:
+    """One limit's report from the holds of its tag."""
+    mine = [iv for iv in intervals if iv.tag == tag]
+    peak, at = peak_concurrency(mine, now=window_end)
+    busy = sum(clipped_seconds(iv, window_start, window_end) for iv in mine)
+    capacity = limit * max(0.0, (window_end - window_start).total_seconds())
+    return TagReport(
+        tag=tag,
+        limit=limit,
+        task_runs=len(mine),
+        peak=peak,
+        peak_at=at,
+        exceeded=peak > limit,
+        slot_seconds=busy,
+        utilization=busy / capacity if capacity > 0 else 0.0,
+        shared_seconds=shared_moments(mine, now=window_end),
+        flows=_flow_usage(mine, window_start, window_end),
+        lanes=assign_lanes(mine, limit, now=window_end),
+    )
+
+
+def summarize(intervals: Iterable[Interval], limits: dict[str, int], window_start: datetime,
+              window_end: datetime) -> HistoryReport:
+    """Per limit (in ``limits`` order): peak, breach, utilization, lanes, per-flow usage.
+
+    Holds are clipped to the window for slot-seconds and utilization, so a limit that held
+    never shows a utilization above 1.
+    """
+    everything = list(intervals)
+    return HistoryReport(
+        window_start=window_start,
+        window_end=window_end,
+        tags=[summarize_tag(tag, limit, everything, window_start, window_end) for tag, limit in limits.items()],
+    )
+
+
+@dataclass(frozen=True)
+class Window:
+    """The holds found and the span of time they cover."""
+
+    intervals: list[Interval]
+    start: datetime
+    end: datetime
+
+
+def read_window(
+    client: "SyncPrefectClient",
+    tags: Iterable[str],
+    since: datetime | None,
+    flow_run_ids: list[UUID] | None,
+    now: datetime | None = None,
+) -> Window:
+    """Holds since ``since`` (and/or in the flow runs), with the span they cover.
+
+    The span runs from the first Pending time (not before ``since``) to the last end (or
+    now, if a hold is still running): utilization then says how busy a limit was while the
+    flows ran, not diluted by an idle stretch of the ``--since`` period.
+    """
+    now = now or datetime.now(timezone.utc)
+    intervals = read_intervals(client, list(tags), flow_run_ids=flow_run_ids, since=since)
+    if not intervals:
+        return Window(intervals, since or now, now)
+    start = min(min(iv.start, iv.pending_at or iv.start) for iv in intervals)
+    if since is not None:
+        start = max(start, since)
+    end = max(iv.end or now for iv in intervals)
+    return Window(intervals, start, end)

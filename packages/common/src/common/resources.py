@@ -7,6 +7,7 @@ across every flow. This module is the only place that turns a resource into tag 
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -18,7 +19,9 @@ DATABASE = "database"
 API = "api"
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
-_KNOWN_KEYS = {"slots", "description", "retries", "retry_delay_seconds", "timeout_seconds", "flows"}
+_KNOWN_KEYS = {
+    "slots", "description", "retries", "retry_delay_seconds", "timeout_seconds", "flows", "rate_per_second",
+}
 
 
 class LimitsFileError(ValueError):
@@ -36,6 +39,7 @@ class Resource:
     retry_delay_seconds: float = 1.0
     timeout_seconds: float | None = None
     flow_caps: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    rate_per_second: float | None = None
 
     @property
     def tag(self) -> str:
@@ -45,6 +49,19 @@ class Resource:
     def limit_name(self) -> str:
         """The global concurrency limit Prefect's task engine acquires for this tag."""
         return limit_name_for(self.tag)
+
+    @property
+    def rate_limit_name(self) -> str | None:
+        """The Prefect rate limit (a decaying global limit) that paces this resource, if any."""
+        return None if self.rate_per_second is None else rate_limit_name_for(self.name)
+
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """(limit, slot_decay_per_second) for the server: ceil(rate) requests may start at
+        once (the burst), then the slots decay at ``rate`` per second."""
+        if self.rate_per_second is None:
+            return None
+        return max(1, math.ceil(self.rate_per_second)), self.rate_per_second
 
     def tags_for(self, flow: str | None) -> list[str]:
         """Tags a task of ``flow`` carries: the shared tag, plus the flow's cap tag if capped."""
@@ -63,6 +80,10 @@ class Resource:
 
 def limit_name_for(tag: str) -> str:
     return f"tag:{tag}"
+
+
+def rate_limit_name_for(resource: str) -> str:
+    return f"rate:{resource}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +108,10 @@ class Registry:
             out.update(resource.limits())
         return out
 
+    def rate_limits(self) -> dict[str, tuple[int, float]]:
+        """Resources paced by a rate limit: resource name -> (limit, slot_decay_per_second)."""
+        return {name: r.rate_limit for name, r in self.resources.items() if r.rate_limit is not None}
+
 
 def _positive_int(path: Path, entry: str, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -99,6 +124,15 @@ def _positive_int(path: Path, entry: str, key: str, value: Any) -> int:
 def _non_negative_number(path: Path, entry: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise LimitsFileError(f"{path}: [{entry}] {key} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _positive_rate(path: Path, entry: str, value: Any) -> float:
+    """A rate the server can decay by: finite and above zero (TOML also allows inf and nan)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise LimitsFileError(
+            f"{path}: [{entry}] rate_per_second must be a number of requests per second above 0, got {value!r}"
+        )
     return float(value)
 
 
@@ -140,6 +174,9 @@ def _parse_resource(path: Path, name: str, raw: Any) -> Resource:
             raise LimitsFileError(
                 f"{path}: [{entry}.flows] {flow} = {cap} is above the resource's {slots} slots; lower it"
             )
+    rate = raw.get("rate_per_second")
+    if rate is not None:
+        rate = _positive_rate(path, entry, rate)
     return Resource(
         name=name,
         slots=slots,
@@ -148,6 +185,7 @@ def _parse_resource(path: Path, name: str, raw: Any) -> Resource:
         retry_delay_seconds=delay,
         timeout_seconds=timeout,
         flow_caps=MappingProxyType(caps),
+        rate_per_second=rate,
     )
 
 

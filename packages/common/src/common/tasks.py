@@ -9,7 +9,10 @@ A factory turns a plain function into a Prefect task that
   worker thread);
 * opens the resource itself (one database connection, or one partner-API client) and
   passes it as the function's first argument, closing it when the task ends;
-* logs, at INFO, how long the task run waited for its slot (Prefect only logs that at DEBUG).
+* logs, at INFO, how long the task run waited for its slot (Prefect only logs that at DEBUG);
+* when the resource has a ``rate_per_second``, takes one slot of the Prefect rate limit
+  ``rate:<resource>`` right before opening the resource, so uses start at most at that rate
+  across every flow (the slot decays on the server; nothing to release).
 
 Both flows build their resource tasks here, so they contend for the same limits by construction.
 """
@@ -26,6 +29,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import structlog
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import rate_limit
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
@@ -76,6 +80,13 @@ def _bind_and_log_wait(resource: Resource) -> dict[str, Any]:
     return ids
 
 
+def _take_rate_slot(resource: Resource) -> None:
+    """Block until the resource's rate limit admits one more use; strict, so a rate declared
+    in the file but missing on the server fails the task instead of running unpaced."""
+    if resource.rate_limit_name is not None:
+        rate_limit(resource.rate_limit_name, occupy=1, strict=True)
+
+
 def resource_task(
     resource_name: str,
     open_handle: Callable[[Resource], AbstractContextManager[H]],
@@ -95,8 +106,10 @@ def resource_task(
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             ids = _bind_and_log_wait(resource)
-            with structlog.contextvars.bound_contextvars(**ids), open_handle(resource) as handle:
-                return fn(handle, *args, **kwargs)
+            with structlog.contextvars.bound_contextvars(**ids):
+                _take_rate_slot(resource)
+                with open_handle(resource) as handle:
+                    return fn(handle, *args, **kwargs)
 
         # Prefect reads the parameters from the signature: hide the injected handle.
         signature = inspect.signature(fn)

@@ -1,0 +1,134 @@
+"""``uv run slots repair``: free slots that no live task run holds, and nothing else.
+
+Two kinds of leak (DESIGN.md facts 4-6):
+
+* the counter is above the number of live leases (the leases are gone, e.g. after a server
+  restart with in-memory lease storage): decrement the counter by the difference. Revoking
+  leases alone would not fix it.
+* leases held by task runs that are over, or whose flow run is over (a crashed process): they
+  would free themselves when the lease expires (about 75 s). Repair revokes them now, but
+  only when every holder of that limit is dead; otherwise revoking would also drop the live
+  holders' leases, so it says so and leaves them to expire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from common.slots import TERMINAL, Snapshot
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+
+@dataclass(frozen=True)
+class RepairAction:
+    tag: str
+    kind: str  # "decrement" | "revoke" | "wait"
+    slots: int
+    reason: str
+
+    def describe(self) -> str:
+        verb = {"decrement": "free", "revoke": "revoke leases and free", "wait": "leave"}[self.kind]
+        return f"tag:{self.tag}: {verb} {self.slots} slot(s): {self.reason}"
+
+
+def dead_holders(snapshot: Snapshot, tag: str, flow_run_states: dict[str, str]) -> list[str]:
+    """Holder task run ids whose task run, or flow run, is already over."""
+    view = next(v for v in snapshot.limits if v.tag == tag)
+    dead = []
+    for holder in view.holders:
+        flow_state = flow_run_states.get(holder.flow_run_id or "")
+        if holder.state in TERMINAL or flow_state in TERMINAL:
+            dead.append(holder.task_run_id)
+    return dead
+
+
+def plan_repair(snapshot: Snapshot, flow_run_states: dict[str, str]) -> list[RepairAction]:
+    actions: list[RepairAction] = []
+    for view in snapshot.limits:
+        if view.server_slots is None:
+            continue
+        if view.used > len(view.holders):
+            actions.append(RepairAction(view.tag, "decrement", view.used - len(view.holders),
+                                        f"counter says {view.used} taken, {len(view.holders)} live leases"))
+        dead = dead_holders(snapshot, view.tag, flow_run_states)
+        if not dead:
+            continue
+        if len(dead) == len(view.holders):
+            actions.append(RepairAction(view.tag, "revoke", len(dead), "held by task runs that are over"))
+        else:
+            actions.append(RepairAction(
+                view.tag, "wait", len(dead),
+                f"held by task runs that are over, beside {len(view.holders) - len(dead)} live holder(s); "
+                "they free themselves when their leases expire (about 75 s)",
+            ))
+    return actions
+
+
+def apply_repair(client: "SyncPrefectClient", actions: list[RepairAction]) -> list[RepairAction]:
+    """Apply the plan; returns the actions that changed the server."""
+    done = []
+    for action in actions:
+        name = f"tag:{action.tag}"
+        if action.kind == "revoke":
+            # Revokes every lease of the limit (all of them are dead), then fixes the counter,
+            # which revoking alone leaves as it was (fact 6).
+            client.reset_concurrency_limit_by_tag(action.tag)
+            client.release_concurrency_slots(names=[name], slots=action.slots, occupancy_seconds=0)
+        elif action.kind == "decrement":
+            client.release_concurrency_slots(names=[name], slots=action.slots, occupancy_seconds=0)
+        else:
+            continue
+        done.append(action)
+    return done
+
+
+def flow_run_states_of(client: "SyncPrefectClient", snapshot: Snapshot) -> dict[str, str]:
+    """State of every flow run that holds a slot."""
+    from uuid import UUID
+
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    ids = {h.flow_run_id for v in snapshot.limits for h in v.holders if h.flow_run_id}
+    if not ids:
+        return {}
+    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in ids])))
+    return {str(r.id): r.state_type.value for r in runs if r.state_type}
+
+
+def repair_command(
+    yes: bool = False,
+) -> None:
+    """Free slots that no live task run holds (shows the plan and asks first)."""
+    import typer
+
+    from common.entry import user_errors
+    from common.logs import configure_logging
+    from common.resources import get_registry
+    from common.server import check_reachable, use_api
+
+    configure_logging()
+    with user_errors():
+        registry = get_registry()
+        api_url = use_api()
+        check_reachable(api_url)
+        from prefect.client.orchestration import get_client
+
+        from common.slots import take_snapshot
+
+        with get_client(sync_client=True) as client:
+            snapshot = take_snapshot(client, registry, api_url)
+            actions = plan_repair(snapshot, flow_run_states_of(client, snapshot))
+            fixes = [a for a in actions if a.kind != "wait"]
+            for action in actions:
+                print(("will " if action.kind != "wait" else "note: ") + action.describe())
+            if not fixes:
+                print("nothing to repair: every taken slot has a live holder")
+                return
+            if not yes and not typer.confirm(f"Apply {len(fixes)} repair(s)?", default=False):
+                print("nothing changed")
+                raise SystemExit(1)
+            for action in apply_repair(client, fixes):
+                print(f"done: {action.describe()}")
