@@ -75,10 +75,8 @@ def read_intervals(
         # hold more flow runs than that (their task runs would otherwise show flow "?").
         for chunk in (missing[i:i + 200] for i in range(0, len(missing), 200)):
             frs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=200)
-            flows = {
-                f.id: f.name
-                for f in client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=list({fr.flow_id for fr in frs}))))
-            }
+            flow_ids = list({fr.flow_id for fr in frs})
+            flows = {f.id: f.name for f in client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=flow_ids)))}
             for fr in frs:
                 flow_runs[fr.id] = (flows.get(fr.flow_id, "?"), fr.id)
         for run in runs:

@@ -8,10 +8,13 @@ holder that already finished, is a leaked slot.
 
 from __future__ import annotations
 
+import re
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -23,6 +26,8 @@ from common.resources import Registry, get_registry, limit_name_for
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.objects import TaskRun
+
+    from common.history import HistoryReport
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -306,6 +311,146 @@ def show(
             else:
                 console.print(render(snapshot))
     if check and snapshot.anomalies:
+        raise SystemExit(1)
+
+
+SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SINCE = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_since(text: str) -> timedelta:
+    """``90s``, ``30m``, ``2h``, ``1d`` or a sum like ``1h30m``; ValueError names the fix."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _SINCE.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"--since {text!r}: use a duration like 90s, 30m, 2h, 1d or 1h30m")
+    seconds = sum(float(n) * SINCE_UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"--since {text!r}: the duration must be more than zero")
+    return timedelta(seconds=seconds)
+
+
+def _flow_run_ids(values: list[str]) -> list[UUID]:
+    from common.entry import fail
+
+    out = []
+    for value in values:
+        try:
+            out.append(UUID(value.strip()))
+        except ValueError:
+            fail(f"--flow-run {value!r} is not a flow run id (a UUID, as `prefect flow-run ls` shows)")
+    return out
+
+
+def _clock(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone().strftime("%H:%M:%S")
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def render_history(report: "HistoryReport", notes: list[str]) -> Any:
+    """Rich renderable: one row per limit, then one row per limit and flow, then the verdict."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    start, end = report.window_start.astimezone(), report.window_end.astimezone()
+    window = f"{start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S %z} ({report.window_seconds:.0f} s)"
+    # Two-line headers keep both tables inside 80 columns (the width of a pipe or CI log).
+    limits = Table(title=f"slot history  {window}", title_justify="left")
+    for col, justify in (("limit", "left"), ("task\nruns", "right"), ("peak", "right"), ("peak at", "left"),
+                         ("exceeded", "left"), ("utilization", "right"), ("flows\nshared", "right")):
+        limits.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    flows = Table(title="per flow", title_justify="left")
+    for col, justify in (("limit", "left"), ("flow", "left"), ("task\nruns", "right"), ("slot-\nseconds", "right"),
+                         ("wait\nmedian", "right"), ("wait\np95", "right")):
+        flows.add_column(col, justify=justify, no_wrap=justify == "right")  # type: ignore[arg-type]
+    for t in report.tags:
+        limits.add_row(
+            f"tag:{t.tag}", str(t.task_runs), f"{t.peak}/{t.limit}", _clock(t.peak_at),
+            Text("YES", style="bold red") if t.exceeded else Text("no", style="green"),
+            f"{t.utilization:.1%}", f"{t.shared_seconds:.1f}s",
+        )
+        for f in t.flows:
+            flows.add_row(f"tag:{t.tag}", f.flow, str(f.task_runs), f"{f.slot_seconds:.2f}",
+                          _secs(f.wait_median), _secs(f.wait_p95))
+    if not any(t.flows for t in report.tags):
+        flows.add_row("-", "no task runs with these tags in the window", "", "", "", "")
+    shared = Text("  flows shared: seconds during which more than one flow held slots of the limit")
+    parts: list[Any] = [limits, shared, flows]
+    parts.extend(Text(f"note: {n}", style="yellow") for n in notes)
+    exceeded = [f"tag:{t.tag}" for t in report.tags if t.exceeded]
+    parts.append(Text(f"EXCEEDED: {', '.join(exceeded)}", style="bold red") if exceeded
+                 else Text("every limit held", style="green"))
+    return Group(*parts)
+
+
+def _drift_notes(client: "SyncPrefectClient", limits: dict[str, int]) -> list[str]:
+    """The verdict uses the limits file; say so when the server holds another value now."""
+    from common.limits_sync import read_tag_limits
+
+    server = read_tag_limits(client)
+    notes = []
+    for tag, slots in limits.items():
+        gcl = server.get(tag)
+        if gcl is None or not gcl.active:
+            notes.append(f"tag:{tag} has no active limit on the server now; judged against the file's {slots}")
+        elif gcl.limit != slots:
+            notes.append(f"tag:{tag} has {gcl.limit} slots on the server now; judged against the file's {slots}")
+    return notes
+
+
+@app.command("history")
+def history(
+    since: str | None = typer.Option(
+        None, "--since", help="How far back: 90s, 30m, 2h, 1d (default 2h; no bound with --flow-run)."
+    ),
+    flow_run: list[str] = typer.Option([], "--flow-run", help="Only these flow runs (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (stable keys)."),
+    html_file: Path | None = typer.Option(None, "--html", help="Write a self-contained HTML timeline here."),
+) -> None:
+    """Prove from the server's task-run records that every limit held; exit 1 if one was exceeded."""
+    import json
+
+    from common.entry import fail
+    from common.history import read_window, summarize
+    from common.logs import configure_logging
+    from common.server import check_reachable, use_api
+    from common.timeline import render_html
+
+    configure_logging()
+    try:
+        period = parse_since(since) if since is not None else (None if flow_run else timedelta(hours=2))
+    except ValueError as exc:
+        fail(str(exc))
+    flow_run_ids = _flow_run_ids(flow_run) or None
+    with user_errors():
+        registry = get_registry()
+        api_url = use_api()
+        check_reachable(api_url)
+        from prefect.client.orchestration import get_client
+        from rich.console import Console
+
+        limits = registry.tag_limits()
+        now = datetime.now(timezone.utc)
+        with get_client(sync_client=True) as client:
+            window = read_window(client, limits, now - period if period else None, flow_run_ids, now=now)
+            notes = _drift_notes(client, limits)
+        report = summarize(window.intervals, limits, window.start, window.end)
+        if html_file is not None:
+            html_file.parent.mkdir(parents=True, exist_ok=True)
+            html_file.write_text(render_html(report, window.intervals), encoding="utf-8")
+        if as_json:
+            print(json.dumps({**report.as_dict(), "notes": notes}, indent=2))
+            if html_file is not None:
+                print(html_file.resolve(), file=sys.stderr)
+        elif html_file is not None:
+            print(html_file.resolve())
+        else:
+            Console().print(render_history(report, notes))
+    if report.exceeded:
         raise SystemExit(1)
 
 

@@ -20,14 +20,15 @@ from html import escape
 
 from common.history import HistoryReport, Interval, TagReport
 
-# Tableau 10 without its red, which marks overflow lanes and breaches.
-PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac")
+# Tableau 10 without its red (it marks overflow lanes and breaches), pink and grey (too close
+# to red and to the unknown flow). The order is arbitrary; this one gives the two reference
+# flows the most distinct pair: ingest blue, reports orange.
+PALETTE = ("#59a14f", "#f28e2b", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#4e79a7")
 UNKNOWN_COLOUR = "#8c8c8c"
-OVERFLOW = "#d62728"
 
 WIDTH = 1300
 GUTTER = 78  # lane labels
-RIGHT = 16
+RIGHT = 36  # room for a tick label centred on the last moment
 LANE_H = 24
 AXIS_H = 30
 TOP = 6
@@ -109,7 +110,7 @@ def _bar_title(iv: Interval, window_end: datetime) -> str:
         f"flow run: {iv.flow_run_id}",
         f"start: {_local(iv.start).strftime('%Y-%m-%d')} {_clock(iv.start)}",
         f"duration: {_seconds((end - iv.start).total_seconds())}" + ("" if iv.end else " (still running)"),
-        f"waited for the slot: {_seconds(iv.waited)}",
+        f"waited (Pending to Running): {_seconds(iv.waited)}",
         f"state: {iv.state}",
     ]
     return "\n".join(lines)
@@ -121,9 +122,10 @@ def _lane_rows(report: TagReport, lanes: int) -> list[str]:
         y = TOP + lane * LANE_H
         over = lane >= report.limit
         label = f"overflow {lane - report.limit + 1}" if over else f"slot {lane + 1}"
+        fill = "#fde0e0" if over else ("#f4f5f7" if lane % 2 else "#eceef1")
         parts.append(
             f'<rect class="{"lane overflow" if over else "lane"}" data-lane="{lane}" x="{GUTTER}" y="{y}" '
-            f'width="{PLOT_W}" height="{LANE_H - 2}" fill="{"#fde0e0" if over else ("#f4f5f7" if lane % 2 else "#eceef1")}"/>'
+            f'width="{PLOT_W}" height="{LANE_H - 2}" fill="{fill}"/>'
         )
         parts.append(
             f'<text x="{GUTTER - 8}" y="{y + LANE_H / 2 + 3:.1f}" text-anchor="end" '
@@ -238,7 +240,7 @@ section{margin:22px 0 30px}
 .ok{background:#dafbe1;color:#116329}.bad{background:#ffebe9;color:#a40e26;font-weight:600}
 .legend span.item{margin-right:18px;white-space:nowrap}
 .swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:6px;vertical-align:-1px}
-.waitkey{display:inline-block;width:22px;height:3px;background:#4e79a7;opacity:.45;margin-right:6px;vertical-align:3px}
+.waitkey{display:inline-block;width:22px;height:3px;background:#57606a;opacity:.45;margin-right:6px;vertical-align:3px}
 svg.timeline{display:block;max-width:1300px;margin:4px 0 8px}
 svg text{font:11px system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;fill:#57606a}
 svg text.lane-label.over{fill:#d62728;font-weight:600}
@@ -264,7 +266,10 @@ def render_html(report: HistoryReport, intervals: Iterable[Interval], title: str
         else '<span class="badge ok">every limit held</span>'
     )
     legend = "".join(f'<span class="item">{_swatch(c)}{escape(f)}</span>' for f, c in colours.items())
-    legend += '<span class="item"><span class="waitkey"></span>waiting for a slot (Pending)</span>'
+    legend += (
+        '<span class="item"><span class="waitkey"></span>Pending before Running '
+        "(waiting for a slot, or for an upstream task)</span>"
+    )
     legend += f'<span class="item">{_swatch("#fde0e0")}overflow lane: more holders than slots</span>'
     window = (
         f"{start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} (UTC{offset[:3]}:{offset[3:]}), "
@@ -278,7 +283,8 @@ def render_html(report: HistoryReport, intervals: Iterable[Interval], title: str
         f"<style>{CSS}</style></head><body>"
         f"<h1>{escape(title)} {verdict}</h1>"
         f'<p class="muted">From the Prefect server\'s task-run records: each bar is one task run holding one '
-        f"slot, from Running to its final state. Window {escape(window)}.</p>"
+        f"slot, from Running to its final state; the thin line before it, in the same colour, is the time it "
+        f"was Pending. Window {escape(window)}.</p>"
         f'<p class="legend">{legend}</p>'
         f"{sections}</body></html>\n"
     )
