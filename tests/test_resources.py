@@ -1,11 +1,14 @@
-"""The limits file: the one source of truth, refused with one clear line when malformed."""
+"""The limits file: the one source of truth, refused with one clear line when malformed; and
+the plan sync makes from it for rate limits (pure: the server's limits are given)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 
+from common.limits_sync import LimitChange, assess, diff, diff_rates
 from common.resources import LimitsFileError, load_registry, parse_limits
 
 GOOD = """
@@ -97,17 +100,17 @@ def test_missing_file_names_the_setting(tmp_path: Path) -> None:
 RATED = GOOD.replace("slots = 10", "slots = 10\nrate_per_second = 4")
 
 
-def gcl(name: str, limit: int, decay: float = 0.0, active: bool = True):  # type: ignore[no-untyped-def]
-    from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
-
+def gcl(name: str, limit: int, decay: float = 0.0, active: bool = True) -> GlobalConcurrencyLimitResponse:
+    """A server-side limit as the Prefect client reads it."""
     return GlobalConcurrencyLimitResponse(
         name=name, limit=limit, active=active, active_slots=0, slot_decay_per_second=decay
     )
 
 
-def rate_plan(text: str, server: dict, managed: frozenset[str] = frozenset(), prune: bool = False):  # type: ignore[no-untyped-def]
-    from common.limits_sync import diff_rates
-
+def rate_plan(
+    text: str, server: dict[str, GlobalConcurrencyLimitResponse], managed: frozenset[str] = frozenset(),
+    prune: bool = False,
+) -> list[LimitChange]:
     return diff_rates(parse(text), server, set(managed), prune=prune)
 
 
@@ -124,7 +127,9 @@ def rate_plan(text: str, server: dict, managed: frozenset[str] = frozenset(), pr
          "rate:api: inactive on the server (unpaced); activate with 4 per second with a burst of 4"),
     ],
 )
-def test_rate_plan_creates_updates_and_activates_the_declared_rate(server: dict, action: str, message: str) -> None:  # type: ignore[type-arg]
+def test_rate_plan_creates_updates_and_activates_the_declared_rate(
+    server: dict[str, GlobalConcurrencyLimitResponse], action: str, message: str
+) -> None:
     [change] = rate_plan(RATED, server)
     assert (change.action, change.limit, change.describe()) == (action, "rate:api", message)
     assert change.as_dict()["limit"] == "rate:api"
@@ -135,14 +140,14 @@ def test_undeclared_rate_limit_is_extra_unless_pruned_and_managed() -> None:
     server = {"api": gcl("rate:api", 4, 4.0), "other": gcl("rate:other", 2, 2.0)}
     extra = {c.tag: c for c in rate_plan(GOOD, server, prune=False, managed=frozenset({"api"}))}
     assert {t: c.action for t, c in extra.items()} == {"api": "extra", "other": "extra"}
-    assert extra["api"].describe() == "rate:api: on the server (4 per second with a burst of 4) but not in the file; left alone"
+    assert extra["api"].describe() == (
+        "rate:api: on the server (4 per second with a burst of 4) but not in the file; left alone"
+    )
     pruned = {c.tag: c.action for c in rate_plan(GOOD, server, prune=True, managed=frozenset({"api"}))}
     assert pruned == {"api": "delete", "other": "extra"}  # never deletes a limit it did not create
 
 
 def test_a_rate_leaves_the_tag_plan_as_it_was() -> None:
-    from common.limits_sync import diff
-
     server = {"database": gcl("tag:database", 7), "api": gcl("tag:api", 10)}
     with_rate = [(c.action, c.describe()) for c in diff(parse(RATED), server, set())]
     without = [(c.action, c.describe()) for c in diff(parse(GOOD), server, set())]
@@ -153,8 +158,6 @@ def test_a_rate_leaves_the_tag_plan_as_it_was() -> None:
 
 
 def test_check_fails_closed_on_a_missing_or_inactive_rate_and_warns_on_drift() -> None:
-    from common.limits_sync import assess
-
     errors, warnings = assess(rate_plan(RATED, {}))
     assert errors == [
         "rate limit rate:api is missing on the server, so every 'api' task would fail taking its rate slot: "
@@ -165,7 +168,7 @@ def test_check_fails_closed_on_a_missing_or_inactive_rate_and_warns_on_drift() -
     errors, warnings = assess(rate_plan(RATED, {"api": gcl("rate:api", 4, 1.0)}))
     assert errors == []
     assert warnings == [
-        "rate limit rate:api is 1 per second with a burst of 4 but the limits file says 4 per second with a burst of 4: "
-        "`uv run limits sync` makes the server match the file"
+        "rate limit rate:api is 1 per second with a burst of 4 but the limits file says "
+        "4 per second with a burst of 4: `uv run limits sync` makes the server match the file"
     ]
     assert assess(rate_plan(RATED, {"api": gcl("rate:api", 4, 4.0)})) == ([], [])
