@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import typer
+
 from common.slots import TERMINAL, Snapshot
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ class RepairAction:
     kind: str  # "decrement" | "revoke" | "wait"
     slots: int
     reason: str
+    held_seconds: float = 0.01  # reported to the server as the slots' occupancy (must be > 0)
 
     def describe(self) -> str:
         verb = {"decrement": "free", "revoke": "revoke leases and free", "wait": "leave"}[self.kind]
@@ -57,7 +60,9 @@ def plan_repair(snapshot: Snapshot, flow_run_states: dict[str, str]) -> list[Rep
         if not dead:
             continue
         if len(dead) == len(view.holders):
-            actions.append(RepairAction(view.tag, "revoke", len(dead), "held by task runs that are over"))
+            held = [h.seconds for h in view.holders if h.seconds]
+            actions.append(RepairAction(view.tag, "revoke", len(dead), "held by task runs that are over",
+                                        max(0.01, sum(held) / len(held)) if held else 0.01))
         else:
             actions.append(RepairAction(
                 view.tag, "wait", len(dead),
@@ -76,9 +81,9 @@ def apply_repair(client: "SyncPrefectClient", actions: list[RepairAction]) -> li
             # Revokes every lease of the limit (all of them are dead), then fixes the counter,
             # which revoking alone leaves as it was (fact 6).
             client.reset_concurrency_limit_by_tag(action.tag)
-            client.release_concurrency_slots(names=[name], slots=action.slots, occupancy_seconds=0)
+            client.release_concurrency_slots(names=[name], slots=action.slots, occupancy_seconds=action.held_seconds)
         elif action.kind == "decrement":
-            client.release_concurrency_slots(names=[name], slots=action.slots, occupancy_seconds=0)
+            client.release_concurrency_slots(names=[name], slots=action.slots, occupancy_seconds=action.held_seconds)
         else:
             continue
         done.append(action)
@@ -99,11 +104,9 @@ def flow_run_states_of(client: "SyncPrefectClient", snapshot: Snapshot) -> dict[
 
 
 def repair_command(
-    yes: bool = False,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
 ) -> None:
     """Free slots that no live task run holds (shows the plan and asks first)."""
-    import typer
-
     from common.entry import user_errors
     from common.logs import configure_logging
     from common.resources import get_registry

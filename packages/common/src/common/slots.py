@@ -209,8 +209,18 @@ def take_snapshot(client: "SyncPrefectClient", registry: Registry, api_url: str)
             run = holder_runs.get(hid)
             ref = resolver.ref(hid, run, run.start_time if run else None, now)
             view.holders.append(ref)
+            flow_run = resolver.flow_runs.get(run.flow_run_id) if run and run.flow_run_id else None
+            flow_state = flow_run.state_type.value if flow_run is not None and flow_run.state_type else None
             if ref.state in TERMINAL:
-                view.anomalies.append(f"{view.limit}: slot still held by task run {ref.task_run} which is {ref.state}")
+                view.anomalies.append(
+                    f"{view.limit}: slot still held by task run {ref.task_run} which is {ref.state} "
+                    "(leaked until its lease expires; `slots repair` frees it)"
+                )
+            elif flow_state in TERMINAL:
+                view.anomalies.append(
+                    f"{view.limit}: slot held by task run {ref.task_run} of flow run {ref.flow_run} which is "
+                    f"{flow_state}: its process is gone (leaked until its lease expires; `slots repair` frees it)"
+                )
         held = set(holder_ids)
         for run in pending:
             if run.id in held:
@@ -452,6 +462,15 @@ def history(
             Console().print(render_history(report, notes))
     if report.exceeded:
         raise SystemExit(1)
+
+
+def _register_repair() -> None:
+    from common.repair import repair_command
+
+    app.command("repair")(repair_command)
+
+
+_register_repair()
 
 
 def main() -> None:
