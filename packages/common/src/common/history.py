@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 if TYPE_CHECKING:
@@ -38,20 +38,35 @@ class Interval:
         return None if self.pending_at is None else max(0.0, (self.start - self.pending_at).total_seconds())
 
 
+def _upstream_ids(run: Any) -> set[UUID]:
+    return {
+        item.id
+        for inputs in (run.task_inputs or {}).values()
+        for item in inputs
+        if getattr(item, "input_type", None) == "task_run"
+    }
+
+
 def read_intervals(
     client: "SyncPrefectClient",
     tags: Iterable[str],
     flow_run_ids: list[UUID] | None = None,
     since: datetime | None = None,
 ) -> list[Interval]:
-    """Intervals for every task run with one of ``tags`` that started (in the flow runs, or since)."""
+    """Intervals for every task run with one of ``tags`` that started (in the flow runs, or since).
+
+    Two corrections keep the proof honest. A task run whose process died never records an
+    end: its interval ends when its flow run was marked over (its slot stayed taken until the
+    lease expired, but no task of its ran after that). And the wait of a task that had
+    upstream tasks starts when the last of them ended, not when it was submitted.
+    """
     from prefect.client.schemas.filters import (
-        FlowFilter, FlowFilterId, FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterStartTime,
-        TaskRunFilterTags,
+        FlowFilter, FlowFilterId, FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterId,
+        TaskRunFilterStartTime, TaskRunFilterTags,
     )
 
     out: list[Interval] = []
-    flow_runs: dict[UUID, tuple[str, UUID]] = {}
+    flow_runs: dict[UUID, tuple[str, datetime | None]] = {}  # id -> (flow name, end if over)
     for tag in tags:
         runs = []
         offset = 0
@@ -78,11 +93,27 @@ def read_intervals(
             flow_ids = list({fr.flow_id for fr in frs})
             flows = {f.id: f.name for f in client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=flow_ids)))}
             for fr in frs:
-                flow_runs[fr.id] = (flows.get(fr.flow_id, "?"), fr.id)
+                over = fr.state_type is not None and fr.state_type.value in _FINAL
+                ended = (fr.end_time or (fr.state.timestamp if fr.state else None)) if over else None
+                flow_runs[fr.id] = (flows.get(fr.flow_id, "?"), ended)
+        known = {r.id: r for r in runs}
+        wanted = list({u for r in runs for u in _upstream_ids(r)} - set(known))
+        for chunk in (wanted[i:i + 200] for i in range(0, len(wanted), 200)):
+            for upstream in client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=chunk)),
+                                                  limit=200):
+                known[upstream.id] = upstream
         for run in runs:
             if run.start_time is None:
                 continue
-            flow = flow_runs.get(run.flow_run_id, ("?", None))[0] if run.flow_run_id else "?"
+            flow, flow_ended = flow_runs.get(run.flow_run_id, ("?", None)) if run.flow_run_id else ("?", None)
+            state = run.state_type.value if run.state_type else "?"
+            end = run.end_time
+            if end is None and flow_ended is not None:
+                end, state = max(flow_ended, run.start_time), f"{state} (flow run over)"
+            ready = [known[u].end_time for u in _upstream_ids(run) if u in known and known[u].end_time]
+            pending_at = run.expected_start_time
+            if ready and pending_at is not None:
+                pending_at = min(max(pending_at, *ready), run.start_time)
             out.append(
                 Interval(
                     tag=tag,
@@ -90,10 +121,10 @@ def read_intervals(
                     task_run=run.name,
                     flow=flow,
                     flow_run_id=str(run.flow_run_id),
-                    pending_at=run.expected_start_time,
+                    pending_at=pending_at,
                     start=run.start_time,
-                    end=run.end_time,
-                    state=run.state_type.value if run.state_type else "?",
+                    end=end,
+                    state=state,
                 )
             )
     return out

@@ -54,6 +54,8 @@ def server_env(home: Path) -> dict[str, str]:
         # Waiting tasks poll; cap the Retry-After the server hands them so a freed slot
         # is taken within a fraction of a second instead of up to 10 s.
         "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "0.5",
+        # Expired leases (a killed holder) are freed within 5 s of expiring, not 15 s.
+        "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "5",
     }
 
 

@@ -70,9 +70,15 @@ def _bind_and_log_wait(resource: Resource) -> dict[str, Any]:
         }
         if ctx.task_run.run_count <= 1:
             waited = slot_wait_seconds(ctx)
+            upstream = any(
+                getattr(i, "input_type", None) == "task_run"
+                for inputs in (ctx.task_run.task_inputs or {}).values()
+                for i in inputs
+            )
+            what = f"upstream results and a '{resource.tag}' slot" if upstream else f"a '{resource.tag}' slot"
             if waited is not None:
                 log.info(
-                    f"{ctx.task_run.name}: waited {waited:.2f} s for a '{resource.tag}' slot",
+                    f"{ctx.task_run.name}: waited {waited:.2f} s for {what}",
                     tag=resource.tag,
                     slot_wait_s=round(waited, 3),
                     **ids,
