@@ -1,7 +1,7 @@
 """A server restart while tasks hold slots leaks nothing: the local server keeps leases on
 disk (filesystem lease storage), so releases after the restart find them and the counter
 returns to zero. With Prefect's default in-memory storage the same restart leaks the held
-slots for good (DESIGN.md fact 5; the contrast is measured by `bench/restart_contrast.py`)."""
+slots for good (DESIGN.md fact 5; the contrast is measured by `uv run python -m bench.restart_contrast`)."""
 
 from __future__ import annotations
 

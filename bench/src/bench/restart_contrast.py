@@ -6,7 +6,7 @@ server while the run holds `database` slots, waits for the run to end and for an
 expire (lease 60 s + repossessor), and reports the `tag:database` counter and live holders.
 A counter above zero with no holder is a leaked slot.
 
-    uv run python bench/restart_contrast.py            # about 5 minutes
+    uv run python -m bench.restart_contrast            # about 5 minutes
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Benchmarks: how fast a freed slot reaches a waiting task across flows."""

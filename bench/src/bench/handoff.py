@@ -1,0 +1,302 @@
+"""``uv run bench``: how efficiently flows in separate processes share one limit.
+
+K flows in K processes (as ``serve`` runs them) each submit N tasks of d seconds on one tag
+with limit L. From the server's own task-run records it computes:
+
+* efficiency: ideal makespan ceil(K*N/L) * d over the measured makespan (first start to last end);
+* utilization: busy slot-seconds / (L * makespan);
+* hand-off gap: with starts and ends sorted, the i-th start after the first L takes the slot
+  freed by the i-th end; gap = that start - that end (median, p95, max);
+* peak concurrency (must never exceed L).
+
+The same run measures the baseline, a local thread pool of L in one flow (no sharing).
+SCHEDULING BENCHMARK ONLY: the task bodies sleep (see ``bench.worker``). The server is
+started exactly as serve-all starts it (``common.server.LocalPrefectServer``), unless
+``--api-url`` names one; ``--server-env KEY=VALUE`` tries a server setting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from common.server import LocalPrefectServer, prefect_settings, use_api
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+@dataclass(frozen=True)
+class Case:
+    flows: int
+    tasks: int
+    seconds: float
+    limit: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Case":
+        try:
+            k, n, d, lim = text.split(",")
+            return cls(int(k), int(n), float(d), int(lim))
+        except ValueError:
+            raise typer.BadParameter(f"{text!r}: use K,N,d,L (e.g. 2,10,1,3)") from None
+
+    @property
+    def ideal(self) -> float:
+        return math.ceil(self.flows * self.tasks / self.limit) * self.seconds
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "bench.worker", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def _flow_run_ids(procs: list[subprocess.Popen[str]], timeout: float) -> list[uuid.UUID]:
+    ids = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark flow failed: {err.strip().splitlines()[-1] if err.strip() else '?'}")
+        ids.append(uuid.UUID(next(line for line in out.splitlines() if line.startswith("FLOW_RUN_ID=")).split("=")[1]))
+    return ids
+
+
+def _intervals(client: Any, flow_run_ids: list[uuid.UUID]) -> list[tuple[datetime, datetime]]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from common.history import wait_until_recorded
+
+    wait_until_recorded(client, flow_run_ids, timeout=30)
+    runs = []
+    offset = 0
+    while True:
+        page = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)),
+                                     limit=200, offset=offset)
+        runs.extend(page)
+        if len(page) < 200:
+            break
+        offset += 200
+    return [(r.start_time, r.end_time) for r in runs if r.start_time and r.end_time]
+
+
+def metrics(case: Case, intervals: list[tuple[datetime, datetime]]) -> dict[str, Any]:
+    """Efficiency, utilization, hand-off gaps and peak from (start, end) pairs."""
+    starts = sorted(s for s, _ in intervals)
+    ends = sorted(e for _, e in intervals)
+    makespan = (ends[-1] - starts[0]).total_seconds()
+    busy = sum((e - s).total_seconds() for s, e in intervals)
+    gaps = [(starts[case.limit + i] - ends[i]).total_seconds() for i in range(len(starts) - case.limit)]
+    events = sorted([(s, 1) for s in starts] + [(e, -1) for e in ends], key=lambda x: (x[0], x[1]))
+    peak = current = 0
+    for _, delta in events:
+        current += delta
+        peak = max(peak, current)
+    q = statistics.quantiles(gaps, n=20) if len(gaps) >= 2 else [gaps[0]] * 19 if gaps else [0.0] * 19
+    return {
+        "tasks": len(intervals),
+        "makespan_s": round(makespan, 3),
+        "ideal_s": case.ideal,
+        "efficiency": round(case.ideal / makespan, 3),
+        "utilization": round(busy / (case.limit * makespan), 3),
+        "gap_median_s": round(statistics.median(gaps), 3) if gaps else None,
+        "gap_p95_s": round(q[18], 3) if gaps else None,
+        "gap_max_s": round(max(gaps), 3) if gaps else None,
+        "peak": peak,
+    }
+
+
+def run_case(client: Any, case: Case, timeout: float) -> dict[str, Any]:
+    """The shared run (K processes, one limit) and the local baseline, for one case."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    tag = f"bench-{uuid.uuid4().hex[:8]}"
+    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=f"tag:{tag}", limit=case.limit))
+    try:
+        shared = [_spawn(["shared", "--tag", tag, "--tasks", str(case.tasks), "--seconds", str(case.seconds)])
+                  for _ in range(case.flows)]
+        shared_m = metrics(case, _intervals(client, _flow_run_ids(shared, timeout)))
+    finally:
+        client.delete_global_concurrency_limit_by_name(f"tag:{tag}")
+    local = _spawn(["local", "--tasks", str(case.flows * case.tasks), "--seconds", str(case.seconds),
+                    "--workers", str(case.limit)])
+    local_m = metrics(case, _intervals(client, _flow_run_ids([local], timeout)))
+    return {"case": asdict(case), "shared": shared_m, "local_pool": local_m}
+
+
+def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"slot hand-off ({config['server_db']} server, tag wait cap "
+                        f"{config['slot_wait_cap_s']} s{', ' + config['extra'] if config['extra'] else ''})")
+    for col in ("case K,N,d,L", "run", "makespan", "ideal", "efficiency", "utilization",
+                "gap median", "gap p95", "gap max", "peak"):
+        table.add_column(col, justify="right")
+    for r in results:
+        c = r["case"]
+        label = f"{c['flows']},{c['tasks']},{c['seconds']:g},{c['limit']}"
+        for run in ("shared", "local_pool"):
+            m = r[run]
+            table.add_row(label, "K flows, 1 limit" if run == "shared" else "local pool of L",
+                          f"{m['makespan_s']:.2f}s", f"{m['ideal_s']:.0f}s", f"{m['efficiency']:.2f}",
+                          f"{m['utilization']:.2f}", f"{m['gap_median_s']}s", f"{m['gap_p95_s']}s",
+                          f"{m['gap_max_s']}s", f"{m['peak']}/{c['limit']}")
+    Console(width=150).print(table)
+
+
+@app.command()
+def run(
+    case: list[str] = typer.Option(["2,10,1,3", "2,30,3,3"], "--case", help="K,N,d,L (repeatable)."),
+    server_db: str = typer.Option("postgres", "--server-db", help="postgres (serve-all's default) or sqlite."),
+    server_env: list[str] = typer.Option([], "--server-env", help="KEY=VALUE server setting to try (repeatable)."),
+    api_url: str = typer.Option("", "--api-url", help="Use this server instead of starting one."),
+    out: Path = typer.Option(Path("bench/out/handoff.json"), "--json", help="Where to write the results."),
+    timeout: float = typer.Option(900, help="Bound on each benchmark flow process, seconds."),
+) -> None:
+    """Run the cases and print a table; write the figures as JSON."""
+    cases = [Case.parse(c) for c in case]
+    extra = dict(kv.split("=", 1) for kv in server_env)
+    server = None
+    if not api_url:
+        server = LocalPrefectServer(home=Path(tempfile.mkdtemp(prefix="bench-prefect-")), port=_free_port(),
+                                    backend=server_db, extra_env=extra)
+        server.start()
+        server.wait_healthy(120)
+        api_url = server.api_url
+    use_api(api_url)
+    try:
+        with prefect_settings(api_url):
+            from prefect.client.orchestration import get_client
+
+            from common.server import server_env as serve_all_env
+
+            config = {
+                "server_db": server_db if server else "given",
+                "slot_wait_cap_s": extra.get("PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS",
+                                             serve_all_env(Path("."))["PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"]),
+                "extra": ", ".join(f"{k}={v}" for k, v in extra.items()
+                                   if k != "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"),
+                "when": datetime.now(timezone.utc).isoformat(),
+                "cpus": os.cpu_count(),
+            }
+            with get_client(sync_client=True) as client:
+                results = [run_case(client, c, timeout) for c in cases]
+    finally:
+        if server is not None:
+            server.stop()
+    _print(results, config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"config": config, "results": results}, indent=2))
+    print(f"written {out}")
+
+
+@app.command()
+def startup(port: int = typer.Option(0, help="Server port (default: a free one)."),
+            server_db: str = typer.Option("postgres", "--server-db")) -> None:
+    """Time `serve-all` from start to serving: cold (fresh data folder: server home, database
+    migrations, demo database seeding) and warm (the same folder again)."""
+    data = Path(tempfile.mkdtemp(prefix="bench-startup-"))
+    port = port or _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(ETL_DATA_DIR=str(data), ETL_DEMO_API_PORT=str(_free_port()))
+    for label in ("cold", "warm"):
+        started = time.monotonic()
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "serve-all"), "--port", str(port),
+                                 "--server-db", server_db], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "being served" in line:
+                break
+        took = time.monotonic() - started
+        proc.send_signal(2)
+        proc.communicate(timeout=60)
+        print(f"serve-all {label} start to serving: {took:.1f} s")
+
+
+@app.command("slots-time")
+def slots_time(task_runs: int = typer.Option(10_000, help="Task runs to put in the server's history first."),
+               api_url: str = typer.Option("", "--api-url")) -> None:
+    """Time `uv run slots` (and the snapshot alone) with many task runs in the history."""
+    import asyncio
+
+    server = None
+    if not api_url:
+        server = LocalPrefectServer(home=Path(tempfile.mkdtemp(prefix="bench-slots-")), port=_free_port())
+        server.start()
+        server.wait_healthy(120)
+        api_url = server.api_url
+    use_api(api_url)
+    try:
+        with prefect_settings(api_url):
+            asyncio.run(_fill_history(api_url, task_runs))
+            from prefect.client.orchestration import get_client
+
+            from common.resources import get_registry
+            from common.slots import take_snapshot
+
+            subprocess.run([str(Path(sys.executable).parent / "limits"), "sync"], check=True, capture_output=True)
+            with get_client(sync_client=True) as client:
+                started = time.monotonic()
+                take_snapshot(client, get_registry(), api_url)
+                snapshot_s = time.monotonic() - started
+            started = time.monotonic()
+            subprocess.run([str(Path(sys.executable).parent / "slots")], check=True, capture_output=True)
+            cli_s = time.monotonic() - started
+            started = time.monotonic()
+            subprocess.run([sys.executable, "-c", "import prefect"], check=True)
+            import_s = time.monotonic() - started
+        print(f"{task_runs} task runs in history: slots snapshot {snapshot_s:.2f} s; "
+              f"`slots` command {cli_s:.2f} s (of which starting Python and importing Prefect: {import_s:.2f} s)")
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def _fill_history(api_url: str, count: int) -> None:
+    """A Running flow run with ``count`` finished task runs tagged database (Prefect REST API)."""
+    import asyncio
+
+    import httpx
+
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:
+        flow = (await http.post("/flows/", json={"name": "bench-history"})).json()
+        flow_run = (await http.post("/flow_runs/", json={
+            "flow_id": flow["id"], "name": "bench-history", "state": {"type": "RUNNING", "name": "Running"},
+        })).json()
+        sem = asyncio.Semaphore(20)
+
+        async def one(i: int) -> None:
+            async with sem:
+                response = await http.post("/task_runs/", json={
+                    "name": f"bench-history-{i}", "flow_run_id": flow_run["id"], "task_key": "bench-history",
+                    "dynamic_key": str(i), "tags": ["database"],
+                    "state": {"type": "COMPLETED", "name": "Completed"},
+                })
+                response.raise_for_status()
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def main() -> None:
+    app()
