@@ -45,7 +45,7 @@ def test_direct_ingest_is_bound_by_the_limit_and_visible_in_slots(stack: Stack, 
     try:
         deadline = time.monotonic() + 240
         while proc.poll() is None and time.monotonic() < deadline:
-            snap = take_snapshot(prefect_client, registry, stack.api_url)
+            snap = take_snapshot(registry, stack.api_url)
             database = next(v for v in snap.limits if v.tag == "database")
             max_used = max(max_used, database.used, len(database.holders))
             seen_holders += [h.__dict__ for h in database.holders if h.flow]

@@ -258,7 +258,7 @@ def slots_time(task_runs: int = typer.Option(10_000, help="Task runs to put in t
             subprocess.run([str(Path(sys.executable).parent / "limits"), "sync"], check=True, capture_output=True)
             with get_client(sync_client=True) as client:
                 started = time.monotonic()
-                take_snapshot(client, get_registry(), api_url)
+                take_snapshot(get_registry(), api_url)
                 snapshot_s = time.monotonic() - started
             started = time.monotonic()
             subprocess.run([str(Path(sys.executable).parent / "slots")], check=True, capture_output=True)

@@ -85,7 +85,7 @@ def run_demo(names: list[str], registry: Registry, timeout: float = 600.0) -> bo
             if all(s in FINAL for s in states.values()):
                 break
             if time.monotonic() - last_print >= 3.0:
-                console.print(render(take_snapshot(client, registry, default_api_url())))
+                console.print(render(take_snapshot(registry, default_api_url())))
                 last_print = time.monotonic()
             time.sleep(0.5)
         ok = all(s == "COMPLETED" for s in states.values())

@@ -11,9 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
-from common.api_client import PartnerApiError
-from common.catalog import UnknownTableError
-from common.db import DatabaseUnavailableError
 from common.logs import get_logger
 from common.resources import LimitsFileError, Registry
 from common.server import ServerUnavailableError
@@ -25,14 +22,21 @@ class LimitsCheckError(RuntimeError):
     """A factory tag has no active limit on the server (Prefect would run it unlimited)."""
 
 
-USER_ERRORS = (
-    LimitsFileError,
-    LimitsCheckError,
-    ServerUnavailableError,
-    DatabaseUnavailableError,
-    PartnerApiError,
-    UnknownTableError,
-)
+# Errors a user can fix, by module. Modules not imported yet are not looked up: an error
+# cannot come from a module that never loaded, and importing them (SQLAlchemy, pydantic
+# settings) would cost the quick commands (`slots`) most of their run time.
+_LAZY_USER_ERRORS = {
+    "common.api_client": "PartnerApiError",
+    "common.catalog": "UnknownTableError",
+    "common.db": "DatabaseUnavailableError",
+}
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    lazy = tuple(
+        getattr(sys.modules[module], name) for module, name in _LAZY_USER_ERRORS.items() if module in sys.modules
+    )
+    return (LimitsFileError, LimitsCheckError, ServerUnavailableError, *lazy)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -45,8 +49,10 @@ def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one clear line and exit status 2."""
     try:
         yield
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    except Exception as exc:
+        if isinstance(exc, user_error_types()):
+            fail(str(exc))
+        raise
 
 
 def require_limits(registry: Registry) -> None:

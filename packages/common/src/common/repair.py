@@ -37,18 +37,13 @@ class RepairAction:
         return f"tag:{self.tag}: {verb} {self.slots} slot(s): {self.reason}"
 
 
-def dead_holders(snapshot: Snapshot, tag: str, flow_run_states: dict[str, str]) -> list[str]:
+def dead_holders(snapshot: Snapshot, tag: str) -> list[str]:
     """Holder task run ids whose task run, or flow run, is already over."""
     view = next(v for v in snapshot.limits if v.tag == tag)
-    dead = []
-    for holder in view.holders:
-        flow_state = flow_run_states.get(holder.flow_run_id or "")
-        if holder.state in TERMINAL or flow_state in TERMINAL:
-            dead.append(holder.task_run_id)
-    return dead
+    return [h.task_run_id for h in view.holders if h.state in TERMINAL or h.flow_run_state in TERMINAL]
 
 
-def plan_repair(snapshot: Snapshot, flow_run_states: dict[str, str]) -> list[RepairAction]:
+def plan_repair(snapshot: Snapshot) -> list[RepairAction]:
     actions: list[RepairAction] = []
     for view in snapshot.limits:
         if view.server_slots is None:
@@ -56,7 +51,7 @@ def plan_repair(snapshot: Snapshot, flow_run_states: dict[str, str]) -> list[Rep
         if view.used > len(view.holders):
             actions.append(RepairAction(view.tag, "decrement", view.used - len(view.holders),
                                         f"counter says {view.used} taken, {len(view.holders)} live leases"))
-        dead = dead_holders(snapshot, view.tag, flow_run_states)
+        dead = dead_holders(snapshot, view.tag)
         if not dead:
             continue
         if len(dead) == len(view.holders):
@@ -90,19 +85,6 @@ def apply_repair(client: "SyncPrefectClient", actions: list[RepairAction]) -> li
     return done
 
 
-def flow_run_states_of(client: "SyncPrefectClient", snapshot: Snapshot) -> dict[str, str]:
-    """State of every flow run that holds a slot."""
-    from uuid import UUID
-
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    ids = {h.flow_run_id for v in snapshot.limits for h in v.holders if h.flow_run_id}
-    if not ids:
-        return {}
-    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in ids])))
-    return {str(r.id): r.state_type.value for r in runs if r.state_type}
-
-
 def repair_command(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
 ) -> None:
@@ -122,8 +104,8 @@ def repair_command(
         from common.slots import take_snapshot
 
         with get_client(sync_client=True) as client:
-            snapshot = take_snapshot(client, registry, api_url)
-            actions = plan_repair(snapshot, flow_run_states_of(client, snapshot))
+            snapshot = take_snapshot(registry, api_url)
+            actions = plan_repair(snapshot)
             fixes = [a for a in actions if a.kind != "wait"]
             for action in actions:
                 print(("will " if action.kind != "wait" else "note: ") + action.describe())

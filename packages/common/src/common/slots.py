@@ -1,6 +1,7 @@
 """``uv run slots``: who holds each shared slot, who waits for one, and what looks wrong.
 
-Built from the server's own records (Prefect's public client): the limit's counter
+Built from the server's own records (Prefect's REST API, read with httpx so the command
+answers without importing Prefect): the limit's counter
 (``active_slots``), the task runs holding live leases on it, and the Pending task runs
 carrying its tag inside Running flow runs. A counter above the number of live holders, or a
 holder that already finished, is a leaked slot.
@@ -21,11 +22,11 @@ from uuid import UUID
 import typer
 
 from common.entry import user_errors
+from common.prefect_rest import FlowRunRec, PrefectRest, TaskRunRec
 from common.resources import Registry, get_registry, limit_name_for
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
-    from prefect.client.schemas.objects import TaskRun
 
     from common.history import HistoryReport
 
@@ -43,6 +44,7 @@ class RunRef:
     deployment: str | None = None
     flow_run: str | None = None
     flow_run_id: str | None = None
+    flow_run_state: str | None = None
     seconds: float | None = None  # held for (holders) or waiting for (waiters)
 
 
@@ -93,92 +95,48 @@ def _seconds_since(moment: datetime | None, now: datetime) -> float | None:
 class _Resolver:
     """Looks up flow runs, flows and deployments once per snapshot."""
 
-    def __init__(self, client: "SyncPrefectClient") -> None:
-        self.client = client
-        self.flow_runs: dict[UUID, Any] = {}
+    def __init__(self, rest: PrefectRest) -> None:
+        self.rest = rest
+        self.flow_runs: dict[UUID, FlowRunRec] = {}
         self.flows: dict[UUID, str] = {}
         self.deployments: dict[UUID, str] = {}
 
-    def task_runs(self, ids: list[UUID]) -> dict[UUID, "TaskRun"]:
-        from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
-
-        if not ids:
-            return {}
-        runs = self.client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=ids)))
-        return {r.id: r for r in runs}
-
-    def load_parents(self, runs: list["TaskRun"]) -> None:
-        from prefect.client.schemas.filters import (
-            DeploymentFilter, DeploymentFilterId, FlowFilter, FlowFilterId, FlowRunFilter, FlowRunFilterId,
-        )
-
+    def load_parents(self, runs: list[TaskRunRec]) -> None:
         wanted = list({r.flow_run_id for r in runs if r.flow_run_id and r.flow_run_id not in self.flow_runs})
         if wanted:
-            for fr in self.client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=wanted))):
-                self.flow_runs[fr.id] = fr
+            self.flow_runs.update(self.rest.flow_runs_by_id(wanted))
         flow_ids = list({fr.flow_id for fr in self.flow_runs.values() if fr.flow_id not in self.flows})
         if flow_ids:
-            for fl in self.client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=flow_ids))):
-                self.flows[fl.id] = fl.name
+            self.flows.update(self.rest.names("flows", flow_ids))
         dep_ids = list({fr.deployment_id for fr in self.flow_runs.values()
                         if fr.deployment_id and fr.deployment_id not in self.deployments})
         if dep_ids:
-            for dep in self.client.read_deployments(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=dep_ids))
-            ):
-                self.deployments[dep.id] = dep.name
+            self.deployments.update(self.rest.names("deployments", dep_ids))
 
-    def ref(self, task_run_id: UUID, run: "TaskRun | None", since: datetime | None, now: datetime) -> RunRef:
+    def ref(self, task_run_id: UUID, run: TaskRunRec | None, since: datetime | None, now: datetime) -> RunRef:
         ref = RunRef(task_run_id=str(task_run_id), seconds=_seconds_since(since, now))
         if run is None:
             return ref
         ref.task_run = run.name
-        ref.state = run.state_type.value if run.state_type else None
+        ref.state = run.state_type
         fr = self.flow_runs.get(run.flow_run_id) if run.flow_run_id else None
         if fr is not None:
-            ref.flow_run, ref.flow_run_id = fr.name, str(fr.id)
+            ref.flow_run, ref.flow_run_id, ref.flow_run_state = fr.name, str(fr.id), fr.state_type
             ref.flow = self.flows.get(fr.flow_id)
             ref.deployment = self.deployments.get(fr.deployment_id) if fr.deployment_id else None
         return ref
 
 
-def _pending_with_tag(client: "SyncPrefectClient", tag: str) -> list["TaskRun"]:
-    from prefect.client.schemas.filters import (
-        FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, TaskRunFilter, TaskRunFilterState,
-        TaskRunFilterStateType, TaskRunFilterTags,
-    )
-    from prefect.client.schemas.objects import StateType
-
-    return client.read_task_runs(
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
-        ),
-        task_run_filter=TaskRunFilter(
-            tags=TaskRunFilterTags(all_=[tag]),
-            state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.PENDING])),
-        ),
-        limit=200,
-    )
+def take_snapshot(registry: Registry, api_url: str) -> Snapshot:
+    """One consistent-enough view of every limit the limits file declares (REST reads only)."""
+    with PrefectRest(api_url) as rest:
+        return _snapshot(rest, registry, api_url)
 
 
-def _upstream_ids(run: "TaskRun") -> set[UUID]:
-    ids: set[UUID] = set()
-    for inputs in (run.task_inputs or {}).values():
-        for item in inputs:
-            if getattr(item, "input_type", None) == "task_run":
-                ids.add(item.id)
-    return ids
-
-
-def take_snapshot(client: "SyncPrefectClient", registry: Registry, api_url: str) -> Snapshot:
-    """One consistent-enough view of every limit the limits file declares."""
-    from prefect.exceptions import ObjectNotFound
-
-    from common.limits_sync import read_tag_limits
-
+def _snapshot(rest: PrefectRest, registry: Registry, api_url: str) -> Snapshot:
     now = datetime.now(timezone.utc)
-    server = read_tag_limits(client)
-    resolver = _Resolver(client)
+    server = {g.name.removeprefix("tag:"): g for g in rest.global_limits() if g.name.startswith("tag:")}
+    resolver = _Resolver(rest)
     views: list[LimitView] = []
     descriptions = {t: r.description for r in registry.resources.values() for t in r.limits()}
     for tag, file_slots in registry.tag_limits().items():
@@ -195,39 +153,30 @@ def take_snapshot(client: "SyncPrefectClient", registry: Registry, api_url: str)
             view.anomalies.append(f"{view.limit}: inactive, tag '{tag}' runs unlimited")
         elif gcl.limit != file_slots:
             view.anomalies.append(f"{view.limit}: server has {gcl.limit} slots, limits file says {file_slots}")
-        holder_ids: list[UUID] = []
-        if gcl is not None:
-            try:
-                holder_ids = list(client.read_concurrency_limit_by_tag(tag).active_slots)
-            except ObjectNotFound:
-                holder_ids = []
-        pending = _pending_with_tag(client, tag)
-        holder_runs = resolver.task_runs(holder_ids)
-        upstream = resolver.task_runs(list({u for r in pending for u in _upstream_ids(r)}))
+        holder_ids = rest.tag_holders(tag) if gcl is not None else []
+        pending = rest.pending_with_tag(tag)
+        holder_runs = rest.task_runs_by_id(holder_ids)
+        upstream = rest.task_runs_by_id(list({u for r in pending for u in r.upstream}))
         resolver.load_parents([*holder_runs.values(), *pending])
         for hid in holder_ids:
             run = holder_runs.get(hid)
             ref = resolver.ref(hid, run, run.start_time if run else None, now)
             view.holders.append(ref)
-            flow_run = resolver.flow_runs.get(run.flow_run_id) if run and run.flow_run_id else None
-            flow_state = flow_run.state_type.value if flow_run is not None and flow_run.state_type else None
             if ref.state in TERMINAL:
                 view.anomalies.append(
                     f"{view.limit}: slot still held by task run {ref.task_run} which is {ref.state} "
                     "(leaked until its lease expires; `slots repair` frees it)"
                 )
-            elif flow_state in TERMINAL:
+            elif ref.flow_run_state in TERMINAL:
                 view.anomalies.append(
                     f"{view.limit}: slot held by task run {ref.task_run} of flow run {ref.flow_run} which is "
-                    f"{flow_state}: its process is gone (leaked until its lease expires; `slots repair` frees it)"
+                    f"{ref.flow_run_state}: its process is gone (leaked until its lease expires; `slots repair` frees it)"
                 )
         held = set(holder_ids)
         for run in pending:
             if run.id in held:
                 continue  # acquired; its Running state has not reached the server yet
-            ups = _upstream_ids(run)
-            if any(u in upstream and upstream[u].state_type and upstream[u].state_type.value != "COMPLETED"
-                   for u in ups):
+            if any(u in upstream and upstream[u].state_type != "COMPLETED" for u in run.upstream):
                 view.blocked_upstream += 1  # waits for an upstream task, not for a slot
                 continue
             view.waiters.append(resolver.ref(run.id, run, run.expected_start_time or run.created, now))
@@ -236,7 +185,7 @@ def take_snapshot(client: "SyncPrefectClient", registry: Registry, api_url: str)
         if gcl is not None and view.used > len(holder_ids):
             view.anomalies.append(
                 f"{view.limit}: counter says {view.used} slots taken but only {len(holder_ids)} live holders "
-                "(leaked slots; `prefect gcl update` or the repair command frees them)"
+                "(leaked slots; `slots repair` frees them)"
             )
     return Snapshot(taken_at=now.isoformat(), api_url=api_url, limits=views)
 
@@ -300,26 +249,24 @@ def show(
         registry = get_registry()
         api_url = use_api()
         check_reachable(api_url)
-        from prefect.client.orchestration import get_client
         from rich.console import Console
         from rich.live import Live
 
         console = Console()
-        with get_client(sync_client=True) as client:
-            snapshot = take_snapshot(client, registry, api_url)
-            if watch:
-                try:
-                    with Live(render(snapshot), console=console, refresh_per_second=4) as live:
-                        while True:
-                            time.sleep(1.0)
-                            snapshot = take_snapshot(client, registry, api_url)
-                            live.update(render(snapshot))
-                except KeyboardInterrupt:
-                    pass
-            elif as_json:
-                print(json.dumps(snapshot.as_dict(), indent=2))
-            else:
-                console.print(render(snapshot))
+        snapshot = take_snapshot(registry, api_url)
+        if watch:
+            try:
+                with Live(render(snapshot), console=console, refresh_per_second=4) as live:
+                    while True:
+                        time.sleep(1.0)  # the refresh period of --watch
+                        snapshot = take_snapshot(registry, api_url)
+                        live.update(render(snapshot))
+            except KeyboardInterrupt:
+                pass
+        elif as_json:
+            print(json.dumps(snapshot.as_dict(), indent=2))
+        else:
+            console.print(render(snapshot))
     if check and snapshot.anomalies:
         raise SystemExit(1)
 

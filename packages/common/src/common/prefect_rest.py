@@ -1,0 +1,142 @@
+"""A small read-only client for the few Prefect REST endpoints the slot inspector needs.
+
+Why not Prefect's own client: importing Prefect takes 2-3 s, more than the whole answer
+should (`uv run slots` aims at well under a second). These are Prefect's public REST
+endpoints (the ones its client calls), read with httpx, which Prefect itself ships.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+PAGE = 200
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return UUID(value) if value else None
+
+
+@dataclass(frozen=True)
+class TaskRunRec:
+    id: UUID
+    name: str
+    state_type: str | None
+    flow_run_id: UUID | None
+    start_time: datetime | None
+    end_time: datetime | None
+    expected_start_time: datetime | None
+    created: datetime | None
+    upstream: frozenset[UUID] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "TaskRunRec":
+        upstream = frozenset(
+            UUID(item["id"])
+            for inputs in (d.get("task_inputs") or {}).values()
+            for item in inputs
+            if item.get("input_type") == "task_run"
+        )
+        return cls(UUID(d["id"]), d["name"], d.get("state_type"), _uuid(d.get("flow_run_id")),
+                   _dt(d.get("start_time")), _dt(d.get("end_time")), _dt(d.get("expected_start_time")),
+                   _dt(d.get("created")), upstream)
+
+
+@dataclass(frozen=True)
+class FlowRunRec:
+    id: UUID
+    name: str
+    flow_id: UUID
+    deployment_id: UUID | None
+    state_type: str | None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "FlowRunRec":
+        return cls(UUID(d["id"]), d["name"], UUID(d["flow_id"]), _uuid(d.get("deployment_id")), d.get("state_type"))
+
+
+@dataclass(frozen=True)
+class LimitRec:
+    name: str
+    limit: int
+    active: bool
+    active_slots: int
+
+
+class PrefectRest:
+    """Read-only calls; the caller closes it (context manager)."""
+
+    def __init__(self, api_url: str, timeout: float = 10.0) -> None:
+        self.http = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=timeout)
+
+    def __enter__(self) -> "PrefectRest":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def _paged(self, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self._post(path, {**body, "limit": PAGE, "offset": len(out)})
+            out.extend(page)
+            if len(page) < PAGE:
+                return out
+
+    def global_limits(self) -> list[LimitRec]:
+        return [LimitRec(g["name"], g["limit"], g["active"], g["active_slots"])
+                for g in self._paged("v2/concurrency_limits/filter", {})]
+
+    def tag_holders(self, tag: str) -> list[UUID]:
+        """Task runs holding a live lease on ``tag:<tag>`` (empty if there is no such limit)."""
+        response = self.http.get(f"concurrency_limits/tag/{tag}")
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        return [UUID(i) for i in response.json()["active_slots"]]
+
+    def task_runs_by_id(self, ids: list[UUID]) -> dict[UUID, TaskRunRec]:
+        out: dict[UUID, TaskRunRec] = {}
+        for start in range(0, len(ids), PAGE):
+            chunk = [str(i) for i in ids[start:start + PAGE]]
+            for d in self._post("task_runs/filter", {"task_runs": {"id": {"any_": chunk}}, "limit": PAGE}):
+                out[UUID(d["id"])] = TaskRunRec.from_json(d)
+        return out
+
+    def pending_with_tag(self, tag: str) -> list[TaskRunRec]:
+        """Pending task runs carrying ``tag`` inside Running flow runs: the candidates for waiters."""
+        body = {
+            "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}},
+            "task_runs": {"tags": {"all_": [tag]}, "state": {"type": {"any_": ["PENDING"]}}},
+        }
+        return [TaskRunRec.from_json(d) for d in self._paged("task_runs/filter", body)]
+
+    def flow_runs_by_id(self, ids: list[UUID]) -> dict[UUID, FlowRunRec]:
+        out: dict[UUID, FlowRunRec] = {}
+        for start in range(0, len(ids), PAGE):
+            chunk = [str(i) for i in ids[start:start + PAGE]]
+            for d in self._post("flow_runs/filter", {"flow_runs": {"id": {"any_": chunk}}, "limit": PAGE}):
+                out[UUID(d["id"])] = FlowRunRec.from_json(d)
+        return out
+
+    def names(self, kind: str, ids: list[UUID]) -> dict[UUID, str]:
+        """Names of flows (``kind='flows'``) or deployments (``kind='deployments'``)."""
+        out: dict[UUID, str] = {}
+        for start in range(0, len(ids), PAGE):
+            chunk = [str(i) for i in ids[start:start + PAGE]]
+            for d in self._post(f"{kind}/filter", {kind: {"id": {"any_": chunk}}, "limit": PAGE}):
+                out[UUID(d["id"])] = d["name"]
+        return out
