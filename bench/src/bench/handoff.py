@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,6 +66,24 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _server(api_url: str, server_db: str = "postgres", extra: dict[str, str] | None = None) -> Iterator[str]:
+    """The given server, or a fresh one configured exactly as serve-all configures it."""
+    if api_url:
+        use_api(api_url)
+        yield api_url
+        return
+    server = LocalPrefectServer(home=Path(tempfile.mkdtemp(prefix="bench-prefect-")), port=_free_port(),
+                                backend=server_db, extra_env=extra or {})
+    server.start()
+    try:
+        server.wait_healthy(120)
+        use_api(server.api_url)
+        yield server.api_url
+    finally:
+        server.stop()
 
 
 def _spawn(args: list[str]) -> subprocess.Popen[str]:
@@ -176,34 +196,23 @@ def run(
     """Run the cases and print a table; write the figures as JSON."""
     cases = [Case.parse(c) for c in case]
     extra = dict(kv.split("=", 1) for kv in server_env)
-    server = None
-    if not api_url:
-        server = LocalPrefectServer(home=Path(tempfile.mkdtemp(prefix="bench-prefect-")), port=_free_port(),
-                                    backend=server_db, extra_env=extra)
-        server.start()
-        server.wait_healthy(120)
-        api_url = server.api_url
-    use_api(api_url)
-    try:
-        with prefect_settings(api_url):
-            from prefect.client.orchestration import get_client
+    given = bool(api_url)
+    with _server(api_url, server_db, extra) as api_url, prefect_settings(api_url):
+        from prefect.client.orchestration import get_client
 
-            from common.server import server_env as serve_all_env
+        from common.server import server_env as serve_all_env
 
-            config = {
-                "server_db": server_db if server else "given",
-                "slot_wait_cap_s": extra.get("PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS",
-                                             serve_all_env(Path("."))["PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"]),
-                "extra": ", ".join(f"{k}={v}" for k, v in extra.items()
-                                   if k != "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"),
-                "when": datetime.now(timezone.utc).isoformat(),
-                "cpus": os.cpu_count(),
-            }
-            with get_client(sync_client=True) as client:
-                results = [run_case(client, c, timeout) for c in cases]
-    finally:
-        if server is not None:
-            server.stop()
+        config = {
+            "server_db": "given" if given else server_db,
+            "slot_wait_cap_s": extra.get("PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS",
+                                         serve_all_env(Path("."))["PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"]),
+            "extra": ", ".join(f"{k}={v}" for k, v in extra.items()
+                               if k != "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"),
+            "when": datetime.now(timezone.utc).isoformat(),
+            "cpus": os.cpu_count(),
+        }
+        with get_client(sync_client=True) as client:
+            results = [run_case(client, c, timeout) for c in cases]
     _print(results, config)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"config": config, "results": results}, indent=2))
@@ -240,37 +249,26 @@ def slots_time(task_runs: int = typer.Option(10_000, help="Task runs to put in t
     """Time `uv run slots` (and the snapshot alone) with many task runs in the history."""
     import asyncio
 
-    server = None
-    if not api_url:
-        server = LocalPrefectServer(home=Path(tempfile.mkdtemp(prefix="bench-slots-")), port=_free_port())
-        server.start()
-        server.wait_healthy(120)
-        api_url = server.api_url
-    use_api(api_url)
-    try:
-        with prefect_settings(api_url):
-            asyncio.run(_fill_history(api_url, task_runs))
-            from prefect.client.orchestration import get_client
+    with _server(api_url) as api_url, prefect_settings(api_url):
+        asyncio.run(_fill_history(api_url, task_runs))
+        from prefect.client.orchestration import get_client
 
-            from common.resources import get_registry
-            from common.slots import take_snapshot
+        from common.resources import get_registry
+        from common.slots import take_snapshot
 
-            subprocess.run([str(Path(sys.executable).parent / "limits"), "sync"], check=True, capture_output=True)
-            with get_client(sync_client=True) as client:
-                started = time.monotonic()
-                take_snapshot(get_registry(), api_url)
-                snapshot_s = time.monotonic() - started
+        subprocess.run([str(Path(sys.executable).parent / "limits"), "sync"], check=True, capture_output=True)
+        with get_client(sync_client=True) as client:
             started = time.monotonic()
-            subprocess.run([str(Path(sys.executable).parent / "slots")], check=True, capture_output=True)
-            cli_s = time.monotonic() - started
-            started = time.monotonic()
-            subprocess.run([sys.executable, "-c", "import prefect"], check=True)
-            import_s = time.monotonic() - started
-        print(f"{task_runs} task runs in history: slots snapshot {snapshot_s:.2f} s; "
-              f"`slots` command {cli_s:.2f} s (of which starting Python and importing Prefect: {import_s:.2f} s)")
-    finally:
-        if server is not None:
-            server.stop()
+            take_snapshot(get_registry(), api_url)
+            snapshot_s = time.monotonic() - started
+        started = time.monotonic()
+        subprocess.run([str(Path(sys.executable).parent / "slots")], check=True, capture_output=True)
+        cli_s = time.monotonic() - started
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import prefect"], check=True)
+        import_s = time.monotonic() - started
+        print(f"{task_runs} task runs in history: slots snapshot {snapshot_s:.2f} s; `slots` command "
+              f"{cli_s:.2f} s (for scale: starting Python and importing Prefect takes {import_s:.2f} s)")
 
 
 async def _fill_history(api_url: str, count: int) -> None:

@@ -55,6 +55,22 @@ def user_errors() -> Iterator[None]:
         raise
 
 
+@contextmanager
+def cli_session() -> Iterator[tuple[Registry, str]]:
+    """The start-up every command shares: logging, a valid limits file (before anything
+    touches the server), and a reachable server; user errors become one line."""
+    from common.logs import configure_logging
+    from common.resources import get_registry
+    from common.server import check_reachable, use_api
+
+    configure_logging()
+    with user_errors():
+        registry = get_registry()
+        api_url = use_api()
+        check_reachable(api_url)
+        yield registry, api_url
+
+
 def require_limits(registry: Registry) -> None:
     """Refuse to run when a tag the factories use has no active limit; warn on drift."""
     from prefect.client.orchestration import get_client

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from common.entry import LimitsCheckError, user_errors
-from common.resources import Registry, get_registry
+from common.entry import LimitsCheckError, cli_session, user_errors
+from common.resources import Registry
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -26,14 +26,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 @contextmanager
 def _session() -> Iterator[tuple["SyncPrefectClient", Registry]]:
     """Valid limits file first (a bad file changes nothing), then the server."""
-    from common.logs import configure_logging
-    from common.server import check_reachable, use_api
-
-    configure_logging()
-    with user_errors():
-        registry = get_registry()
-        api_url = use_api()
-        check_reachable(api_url)
+    with cli_session() as (registry, _):
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:

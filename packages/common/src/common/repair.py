@@ -89,16 +89,9 @@ def repair_command(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
 ) -> None:
     """Free slots that no live task run holds (shows the plan and asks first)."""
-    from common.entry import user_errors
-    from common.logs import configure_logging
-    from common.resources import get_registry
-    from common.server import check_reachable, use_api
+    from common.entry import cli_session
 
-    configure_logging()
-    with user_errors():
-        registry = get_registry()
-        api_url = use_api()
-        check_reachable(api_url)
+    with cli_session() as (registry, api_url):
         from prefect.client.orchestration import get_client
 
         from common.slots import take_snapshot

@@ -21,9 +21,9 @@ from uuid import UUID
 
 import typer
 
-from common.entry import user_errors
+from common.entry import cli_session
 from common.prefect_rest import FlowRunRec, PrefectRest, TaskRunRec
-from common.resources import Registry, get_registry, limit_name_for
+from common.resources import Registry, limit_name_for
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -241,14 +241,7 @@ def show(
         return
     import json
 
-    from common.logs import configure_logging
-    from common.server import check_reachable, use_api
-
-    configure_logging()
-    with user_errors():
-        registry = get_registry()
-        api_url = use_api()
-        check_reachable(api_url)
+    with cli_session() as (registry, api_url):
         from rich.console import Console
         from rich.live import Live
 
@@ -374,7 +367,6 @@ def history(
     from common.entry import fail
     from common.history import read_window, summarize
     from common.logs import configure_logging
-    from common.server import check_reachable, use_api
     from common.timeline import render_html
 
     configure_logging()
@@ -383,10 +375,7 @@ def history(
     except ValueError as exc:
         fail(str(exc))
     flow_run_ids = _flow_run_ids(flow_run) or None
-    with user_errors():
-        registry = get_registry()
-        api_url = use_api()
-        check_reachable(api_url)
+    with cli_session() as (registry, api_url):
         from prefect.client.orchestration import get_client
         from rich.console import Console
 

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flow_reports import FLOW
+
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
-
-from flow_reports import FLOW
 
 DEPLOYMENT_NAME = "local"
 
 
 def deployment() -> "RunnerDeployment":
-    """Module-path entrypoint: served runs import the installed package, whatever the cwd."""
-    from prefect.deployments.runner import EntrypointType
-
+    from common.deploy import served_deployment
     from flow_reports.flows import reports
 
-    return reports.to_deployment(
-        name=DEPLOYMENT_NAME,
-        entrypoint_type=EntrypointType.MODULE_PATH,
-        description=(reports.__doc__ or "").strip().splitlines()[0],
-    )
+    return served_deployment(reports, DEPLOYMENT_NAME)
