@@ -37,7 +37,7 @@ import typer
 
 from common.server import LocalPrefectServer, prefect_settings, use_api
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False, help=__doc__, invoke_without_command=True)
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def metrics(case: Case, intervals: list[tuple[datetime, datetime]]) -> dict[str,
     for _, delta in events:
         current += delta
         peak = max(peak, current)
-    q = statistics.quantiles(gaps, n=20) if len(gaps) >= 2 else [gaps[0]] * 19 if gaps else [0.0] * 19
+    q = statistics.quantiles(gaps, n=20, method="inclusive") if len(gaps) >= 2 else [gaps[0]] * 19 if gaps else [0.0] * 19
     return {
         "tasks": len(intervals),
         "makespan_s": round(makespan, 3),
@@ -184,8 +184,9 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
     Console(width=150).print(table)
 
 
-@app.command()
+@app.callback()
 def run(
+    ctx: typer.Context,
     case: list[str] = typer.Option(["2,10,1,3", "2,30,3,3"], "--case", help="K,N,d,L (repeatable)."),
     server_db: str = typer.Option("postgres", "--server-db", help="postgres (serve-all's default) or sqlite."),
     server_env: list[str] = typer.Option([], "--server-env", help="KEY=VALUE server setting to try (repeatable)."),
@@ -194,6 +195,8 @@ def run(
     timeout: float = typer.Option(900, help="Bound on each benchmark flow process, seconds."),
 ) -> None:
     """Run the cases and print a table; write the figures as JSON."""
+    if ctx.invoked_subcommand is not None:
+        return
     cases = [Case.parse(c) for c in case]
     extra = dict(kv.split("=", 1) for kv in server_env)
     given = bool(api_url)
