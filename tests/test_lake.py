@@ -49,6 +49,15 @@ def test_generic_batches_keep_types_and_every_row(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.scratch.duckdb*"))
 
 
+def test_generic_batches_keep_null_apart_from_empty_text_and_odd_characters(tmp_path: Path) -> None:
+    target = tmp_path / "odd.parquet"
+    odd = 'a,"b"\nc\\N'
+    batches = [[(1, "", None, Decimal("0E-10")), (2, None, odd, Decimal("1E+2"))]]
+    assert write_batches_to_parquet(["id", "text", "other", "amount"], batches, target) == 2
+    rows = duckdb.execute("SELECT * FROM read_parquet(?) ORDER BY id", [str(target)]).fetchall()
+    assert rows == [(1, "", None, Decimal("0")), (2, None, odd, Decimal("100"))]
+
+
 def test_publish_replaces_atomically_and_a_failed_write_keeps_the_old_dataset(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     target = dataset_path(lake, "orders")

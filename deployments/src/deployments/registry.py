@@ -10,19 +10,19 @@ if TYPE_CHECKING:
 FLOW_PACKAGES = ("flow_ingest", "flow_reports")
 
 
-def deployment_names() -> list[str]:
+def deployment_names(packages: tuple[str, ...] = FLOW_PACKAGES) -> list[str]:
     """``<flow>/<deployment>`` names, as ``prefect deployment run`` takes them."""
     import importlib
 
     names = []
-    for package in FLOW_PACKAGES:
+    for package in packages:
         module = importlib.import_module(f"{package}.deploy")
         names.append(f"{module.FLOW}/{module.DEPLOYMENT_NAME}")
     return names
 
 
-def build_deployments() -> list["RunnerDeployment"]:
+def build_deployments(packages: tuple[str, ...] = FLOW_PACKAGES) -> list["RunnerDeployment"]:
     """Import each flow package's deployment (imports Prefect: call after ``use_api``)."""
     import importlib
 
-    return [importlib.import_module(f"{package}.deploy").deployment() for package in FLOW_PACKAGES]
+    return [importlib.import_module(f"{package}.deploy").deployment() for package in packages]

@@ -19,14 +19,14 @@ import typer
 
 from common.entry import require_limits, user_errors
 from common.logs import configure_logging
-from common.resources import get_registry
+from common.resources import Registry, get_registry
 from common.server import DEFAULT_PORT, LocalPrefectServer, check_reachable, use_api
-from common.settings import export_to_env, get_settings
+from common.settings import Settings, export_to_env, get_settings
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
-def _banner(ui_url: str, names: list[str]) -> str:
+def banner(ui_url: str, names: list[str]) -> str:
     runs = "\n".join(f"    uv run prefect deployment run '{n}'" for n in names)
     return (
         f"\nPrefect UI: {ui_url}\n"
@@ -40,6 +40,30 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def install_stop_signals() -> None:
+    """Ctrl-C works even when a script started us with SIGINT ignored; until the runner
+    installs its own handler, SIGTERM unwinds like Ctrl-C so ``finally`` stops what we started."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def prepare_limits(registry: Registry, settings: Settings, no_sync: bool) -> None:
+    """Make the server's limits match the file (unless ``no_sync``), then fail closed: a tag
+    with no active limit would run unlimited. Call after ``use_api``."""
+    from prefect.client.orchestration import get_client
+
+    from common.limits_sync import sync
+
+    if not no_sync:
+        with get_client(sync_client=True) as client:
+            for change in sync(client, registry):
+                if change.changes_server:
+                    print(f"limits: {change.describe()}")
+    require_limits(registry)
+    print("limits match " + str(settings.limits_file) + ": "
+          + ", ".join(f"{t}={n}" for t, n in registry.tag_limits().items()))
+
+
 @app.command()
 def serve_all(
     demo: bool = typer.Option(False, "--demo", help="Also trigger one run of each deployment now and print slot usage while they run."),
@@ -50,10 +74,7 @@ def serve_all(
 ) -> None:
     """Serve the ingest and reports deployments side by side on one Prefect server."""
     configure_logging()
-    # Ctrl-C works even when a script started us with SIGINT ignored; until the runner
-    # installs its own handler, SIGTERM unwinds like Ctrl-C so `finally` stops what we started.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    install_stop_signals()
     server: LocalPrefectServer | None = None
     outcome: dict[str, bool] = {}
     with user_errors():
@@ -78,26 +99,17 @@ def serve_all(
     try:
         with user_errors():
             from prefect import serve
-            from prefect.client.orchestration import get_client
 
             from common.demo_parts import demo_parts
-            from common.limits_sync import sync
             from deployments.registry import build_deployments, deployment_names
 
-            if not no_sync:
-                with get_client(sync_client=True) as client:
-                    for change in sync(client, registry):
-                        if change.changes_server:
-                            print(f"limits: {change.describe()}")
-            require_limits(registry)  # fail closed: a tag with no limit would run unlimited
-            print("limits match " + str(settings.limits_file) + ": "
-                  + ", ".join(f"{t}={n}" for t, n in registry.tag_limits().items()))
+            prepare_limits(registry, settings, no_sync)
             with demo_parts(settings, registry) as done:
                 for line in done:
                     print(line)
                 deployments = build_deployments()
                 names = deployment_names()
-                print(_banner(ui_url, names))
+                print(banner(ui_url, names))
                 if demo:
                     from deployments.demo import run_demo, wait_for_flow_run_processes
 

@@ -95,9 +95,9 @@ def _transport_reason(exc: httpx.TransportError, timeout: float) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def _hint(status: int | None, reason: str) -> str:
+def _hint(status: int | None, reason: str, timeout_setting: str = "ETL_API_TIMEOUT_SECONDS") -> str:
     if status is None and "timed out" in reason:
-        return "the API is slow or stuck: check it, or raise ETL_API_TIMEOUT_SECONDS"
+        return f"the API is slow or stuck: check it, or raise {timeout_setting}"
     if status is None:
         return "start it or set ETL_API_URL"
     if status == 429:
@@ -125,6 +125,7 @@ class PartnerApi:
         max_attempts: int = 4,
         max_retry_wait: float = 30.0,
         backoff_base: float = 0.5,
+        timeout_setting: str = "ETL_API_TIMEOUT_SECONDS",
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -133,6 +134,7 @@ class PartnerApi:
         self.max_attempts = max_attempts
         self.max_retry_wait = max_retry_wait
         self.backoff_base = backoff_base
+        self.timeout_setting = timeout_setting  # named in the error when a request times out
         self._token = SecretStr(token) if isinstance(token, str) else token
         headers = {"Accept": "application/json", "User-Agent": "shared-limits-etl/0.1"}
         if self._token is not None and self._token.get_secret_value():
@@ -220,7 +222,7 @@ class PartnerApi:
         unreachable = status is None and "timed out" not in reason
         where = f"partner API at {self.base_url} unreachable: " if unreachable else f"partner API at {self.base_url}: "
         raise PartnerApiError(
-            f"{where}{method} {path} failed after {self.max_attempts} attempts ({reason}): {_hint(status, reason)}",
+            f"{where}{method} {path} failed after {self.max_attempts} attempts ({reason}): {_hint(status, reason, self.timeout_setting)}",
             method=method, path=path, status=status, attempts=self.max_attempts,
         )
 

@@ -2,18 +2,27 @@
 
 Every database task opens exactly one connection through a ``SqlAlchemyConnector`` and
 closes it when the task ends, so the ``database`` slots are exactly the connections the
-database sees. The embedded demo database is a DuckDB file opened read-only: served flow
-runs are separate processes and DuckDB allows only one writer per file.
+database sees: the connector's engine has no pool (``NullPool``), so closing the connection
+ends the database session at once instead of parking it in a pool until the engine is
+disposed. With a PostgreSQL role capped at ``CONNECTION LIMIT`` = the ``database`` slots,
+the Prefect limit is then what keeps every flow, process and machine under that cap.
+
+The embedded demo database is a DuckDB file opened read-only: served flow runs are
+separate processes and DuckDB allows only one writer per file.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from common.settings import Settings
 
@@ -30,11 +39,16 @@ def redacted_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def is_duckdb(url: str) -> bool:
+def backend_name(url: str) -> str:
+    """``duckdb``, ``postgresql``...; ``unknown`` for a URL SQLAlchemy cannot parse."""
     try:
-        return make_url(url).get_backend_name() == "duckdb"
+        return make_url(url).get_backend_name()
     except ArgumentError:
-        return False
+        return "unknown"
+
+
+def is_duckdb(url: str) -> bool:
+    return backend_name(url) == "duckdb"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -60,6 +74,41 @@ def _statement_guard(connection: Connection, url: str, timeout_seconds: float | 
     return None
 
 
+SESSION_END_WAIT_SECONDS = 2.0
+
+
+def _session_end_waiter(connection: Connection) -> Callable[[], None] | None:
+    """For PostgreSQL over psycopg: a function that blocks, after the connection is closed,
+    until the server has ended the session (bounded by ``SESSION_END_WAIT_SECONDS``).
+
+    Why: a PostgreSQL backend leaves the role's connection count a moment after the client
+    closes, so a slot handed over at once can meet "too many connections for role" even
+    though only ``CONNECTION LIMIT`` tasks ever held a connection (measured: 61 of 480
+    immediate hand-offs at a limit of 3). The backend closes its end of the socket only as
+    it exits, so reading a duplicate of the socket until EOF waits exactly that long
+    (measured: median 0.7 ms, max 7 ms) and the slot is released after the session is gone.
+    """
+    try:
+        raw = connection.connection.driver_connection
+        fd = os.dup(raw.pgconn.socket)  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - not psycopg, or already broken: nothing to wait for
+        return None
+
+    def wait() -> None:
+        deadline = time.monotonic() + SESSION_END_WAIT_SECONDS
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                readable, _, _ = select.select([fd], [], [], left)
+                if not readable or not os.read(fd, 4096):
+                    return
+        except OSError:
+            return  # reset by the server: the session is over
+        finally:
+            os.close(fd)
+
+    return wait
+
+
 @contextmanager
 def connect(settings: Settings, timeout_seconds: float | None = None) -> Iterator[Connection]:
     """One connection to the shared database, closed on exit; its work is interrupted after
@@ -80,6 +129,7 @@ def connect(settings: Settings, timeout_seconds: float | None = None) -> Iterato
         ) from None
     with connector:
         try:
+            connector.get_engine(poolclass=NullPool)  # the connector keeps and reuses this engine
             connection = connector.get_connection(begin=False)
             if is_duckdb(url):
                 # One slot = one connection = one worker thread, like a real database session.
@@ -89,9 +139,12 @@ def connect(settings: Settings, timeout_seconds: float | None = None) -> Iterato
                 f"cannot connect to the shared database {redacted_url(url)!r} ({_first_line(exc)}): {hint}"
             ) from None
         guard = _statement_guard(connection, url, timeout_seconds)
+        session_ended = _session_end_waiter(connection) if backend_name(url) == "postgresql" else None
         try:
             yield connection
         finally:
             if guard is not None:
                 guard.cancel()
-            connection.close()
+            connection.close()  # no pool: this closes the database session
+            if session_ended is not None:
+                session_ended()

@@ -19,6 +19,10 @@ from common.settings import Settings
 log = get_logger("demo")
 
 
+class DemoApiUnavailableError(RuntimeError):
+    """The embedded demo API could not start; the message is one line that says what to fix."""
+
+
 def demo_api_answers(url: str) -> bool:
     try:
         return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
@@ -46,8 +50,12 @@ def demo_parts(settings: Settings, registry: Registry) -> Iterator[list[str]]:
         else:
             token = settings.api_token.get_secret_value() if settings.api_token else None
             api = DemoApiProcess(capacity=registry[API].slots, port=settings.demo_api_port, token=token)
-            api.start()
-            api.wait_healthy(timeout=30)
+            try:
+                api.start()
+                api.wait_healthy(timeout=30)
+            except RuntimeError as exc:  # port taken, child died or hung: one line, no stray child
+                api.stop()
+                raise DemoApiUnavailableError(str(exc)) from None
             done.append(f"demo API started at {api.url} (capacity {registry[API].slots}, pid {api.pid})")
     try:
         yield done

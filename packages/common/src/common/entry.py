@@ -29,6 +29,7 @@ _LAZY_USER_ERRORS = {
     "common.api_client": "PartnerApiError",
     "common.catalog": "UnknownTableError",
     "common.db": "DatabaseUnavailableError",
+    "common.demo_parts": "DemoApiUnavailableError",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from typing import Any
 
 from common.entry import require_limits, user_errors
@@ -34,5 +35,6 @@ def run_flow(label: str, target: str, parameters: dict[str, Any]) -> None:
     if state.is_completed():
         print(json.dumps(state.result(), indent=2, default=str))
         return
-    print(f"error: {label} run ended {state.name}: {state.message}")
+    reason = (state.message or "no reason given").strip().splitlines()
+    print(f"error: {label} run ended {state.name}: {reason[0] if reason else 'no reason given'}", file=sys.stderr)
     raise SystemExit(1)

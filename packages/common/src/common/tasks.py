@@ -152,7 +152,11 @@ def _partner_api(resource: Resource) -> Iterator[Any]:
 
     settings = get_settings()
     timeout = resource.timeout_seconds or settings.api_timeout_seconds
-    with PartnerApi(settings.effective_api_url, token=settings.api_token, timeout=timeout) as client:
+    # Name the setting that actually applies, so a timeout error says what to raise.
+    where = (f"timeout_seconds of [resources.{resource.name}] in {settings.limits_file}"
+             if resource.timeout_seconds else "ETL_API_TIMEOUT_SECONDS")
+    with PartnerApi(settings.effective_api_url, token=settings.api_token, timeout=timeout,
+                    timeout_setting=where) as client:
         yield client
 
 
@@ -168,6 +172,29 @@ def api_task(
 ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]:
     """A task holding one ``api`` slot and one partner-API client (``PartnerApi``)."""
     return resource_task(API, _partner_api, name=name, flow=flow, **task_options)
+
+
+_EXCEPTION_PREFIX = "Task run encountered an exception "
+
+
+def failure_reason(future: Any) -> str | None:
+    """Why a submitted task run did not complete, as one line (None when it completed).
+
+    Flows build their failure message from these, and a user reads it as the one
+    ``error:`` line of the run, so it must not carry a multi-line database error.
+    """
+    state = future.state
+    if state.is_completed():
+        return None
+    text = (state.message or state.name or "did not complete").strip().removeprefix(_EXCEPTION_PREFIX)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else state.name
+
+
+def failed_upstream(future: Any) -> bool:
+    """True when the task run never ran because a task it needs failed (Prefect's NotReady):
+    not a root cause to report."""
+    return future.state.name == "NotReady"
 
 
 def local_task(*, name: str, **task_options: Any) -> Callable[[Callable[P, R]], Task[P, R]]:

@@ -20,6 +20,7 @@ from common.lake import staging_dir
 from common.logs import configure_logging, get_logger
 from common.resources import get_registry
 from common.settings import get_settings
+from common.tasks import failed_upstream, failure_reason
 from flow_ingest.tasks import (
     FLOW,
     REFERENCE_DATASETS,
@@ -38,11 +39,27 @@ class IngestFailed(RuntimeError):
     """Some datasets failed; the others were published, the failed ones kept their last good data."""
 
 
-def _failure(future: PrefectFuture[Any]) -> str | None:
-    state = future.state
-    if state.is_completed():
-        return None
-    return state.message or state.name or "did not complete"
+MAX_NAMED_CALLS = 3
+
+
+def failure_summary(
+    datasets: list[str], total: int, calls: dict[str, PrefectFuture[Any]], causes: list[str]
+) -> str:
+    """One line: which datasets kept their last good data, and which calls failed and why.
+
+    Only root causes are named (a load that never ran because its extract failed is not
+    one), at most ``MAX_NAMED_CALLS`` of them, so the line stays readable.
+    """
+    failed = [
+        f"{label}: {reason}"
+        for label, future in calls.items()
+        if not failed_upstream(future) and (reason := failure_reason(future))
+    ]
+    text = f"{len(datasets)} of {total} datasets failed, last good data kept ({', '.join(sorted(datasets))})"
+    if failed:
+        more = f" (and {len(failed) - MAX_NAMED_CALLS} more)" if len(failed) > MAX_NAMED_CALLS else ""
+        text += "; failed calls: " + "; ".join(failed[:MAX_NAMED_CALLS]) + more
+    return "; ".join([text, *causes])
 
 
 @flow(name=FLOW)
@@ -55,36 +72,53 @@ def ingest(tables: list[str] | None = None) -> dict[str, Any]:
     staging = str(staging_dir(get_settings().lake_dir, run_id))
 
     extracts = {t: extract_table.submit(t, staging) for t in selected}
+    # Every submitted call, labelled for the failure message (which call failed, and why).
+    calls: dict[str, PrefectFuture[Any]] = {f"extract-table {t}": f for t, f in extracts.items()}
+    causes: list[str] = []  # failures that are no task run's (the partner lacks a dataset)
 
+    needs_reference = any(t in ENRICHED_TABLES for t in selected)
     reference: dict[str, PrefectFuture[Any]] = {}
-    if any(t in ENRICHED_TABLES for t in selected):
-        pages = fetch_reference_index.submit().result()
-        missing = [d for d in REFERENCE_DATASETS if d not in pages]
+    if needs_reference:
+        # A failed index must not abort the flow here: the other tables still load and the
+        # staging folder is still cleaned up; the enriched tables keep their last good data.
+        index = fetch_reference_index.submit()
+        calls["fetch-reference-index"] = index
+        wait([index])
+        pages = index.result() if index.state.is_completed() else None
+        missing = [d for d in REFERENCE_DATASETS if pages is not None and d not in pages]
         if missing:
-            raise IngestFailed(f"the partner API has no reference dataset {missing[0]!r}")
-        page_futures = {
-            d: [fetch_reference_page.submit(d, p) for p in range(1, pages[d] + 1)] for d in REFERENCE_DATASETS
-        }
-        reference = {f"ref_{d}": stage_reference.submit(d, futs, staging) for d, futs in page_futures.items()}
+            causes.append(f"the partner API has no reference dataset {missing[0]!r}")
+        elif pages is not None:
+            page_futures = {
+                d: [fetch_reference_page.submit(d, p) for p in range(1, pages[d] + 1)] for d in REFERENCE_DATASETS
+            }
+            for d, futs in page_futures.items():
+                calls.update({f"fetch-reference-page {d} page {p}": f for p, f in enumerate(futs, 1)})
+            reference = {f"ref_{d}": stage_reference.submit(d, futs, staging) for d, futs in page_futures.items()}
+            calls.update({f"stage-reference {d}": f for d, f in reference.items()})
 
     loads = {
         table: load_dataset.submit(extract, reference if table in ENRICHED_TABLES else None)
         for table, extract in extracts.items()
+        if reference or table not in ENRICHED_TABLES
     }
     # The staged reference files feed the enrichment above: publish them only after it.
     enrichments = [allow_failure(loads[t]) for t in loads if t in ENRICHED_TABLES]
     for name, staged in reference.items():
         loads[name] = load_dataset.submit(staged, wait_for=enrichments)
+    calls.update({f"load-dataset {name}": f for name, f in loads.items()})
 
     # Wait for every extract and load before cleaning up (the seed's "submit all, wait all").
     everything = [*extracts.values(), *loads.values()]
     wait(everything)
     cleanup_staging.submit(run_id, wait_for=[allow_failure(f) for f in everything]).result()
 
-    failures = {name: reason for name, fut in loads.items() if (reason := _failure(fut))}
+    not_loaded = [t for t in selected if t not in loads]  # enriched, but no reference data
+    if needs_reference and not reference:
+        not_loaded += [f"ref_{d}" for d in REFERENCE_DATASETS]
+    failures = [name for name, fut in loads.items() if not fut.state.is_completed()] + not_loaded
     summary = {name: fut.result().rows for name, fut in loads.items() if name not in failures}
     log.info(f"ingest published {len(summary)} datasets, {len(failures)} failed", rows=sum(summary.values()))
     if failures:
-        detail = "; ".join(f"{name}: {reason}" for name, reason in sorted(failures.items()))
-        raise IngestFailed(f"{len(failures)} of {len(loads)} datasets failed, last good data kept ({detail})")
+        raise IngestFailed(failure_summary(failures, len(loads) + len(not_loaded), calls, causes))
     return {"rows": summary}

@@ -1,7 +1,8 @@
 """The reports flow: every report query at once, each finished report written and published.
 
 Report queries hold ``database`` slots, publishing holds ``api`` slots: the same limits
-ingest uses. Reports that need the lake are skipped, with the reason, until ingest has run.
+ingest uses. Reports that need the lake are skipped, with the reason, until ingest has run,
+and always when the shared database is not DuckDB (they read Parquet with DuckDB).
 Files are promoted only when every report succeeded, so a failed run never replaces the
 last good reports.
 """
@@ -21,13 +22,14 @@ from common.entry import require_limits
 from common.logs import configure_logging, get_logger
 from common.resources import get_registry
 from common.settings import get_settings
+from common.tasks import failed_upstream, failure_reason
 from flow_reports.tasks import (
     FLOW,
     cleanup_reports_staging,
-    missing_lake_tables,
     promote_reports,
     publish_report,
     run_report,
+    skip_reason,
     summary_markdown,
     write_report,
 )
@@ -39,9 +41,15 @@ class ReportsFailed(RuntimeError):
     """Some reports failed; no report file was replaced."""
 
 
-def _failure(future: PrefectFuture[Any]) -> str | None:
-    state = future.state
-    return None if state.is_completed() else (state.message or state.name or "did not complete")
+MAX_NAMED_CALLS = 3  # the failure message stays one readable line
+
+
+def _failure(steps: dict[str, PrefectFuture[Any]]) -> str | None:
+    """The first step of one report that failed, named, with why (one line); None if all completed."""
+    for label, future in steps.items():
+        if not failed_upstream(future) and (reason := failure_reason(future)):
+            return f"{label}: {reason}"
+    return next((f"{label}: {r}" for label, f in steps.items() if (r := failure_reason(f))), None)
 
 
 def _check_names(names: list[str]) -> list[str]:
@@ -60,10 +68,10 @@ def reports(names: list[str] | None = None) -> dict[str, Any]:
     settings = get_settings()
     skipped = {}
     for name in selected:
-        missing = missing_lake_tables(name, settings.lake_dir)
-        if missing:
-            skipped[name] = f"needs lake datasets {', '.join(missing)}: run ingest first"
-            log.warning(f"skipping report {name}: {skipped[name]}", report=name)
+        reason = skip_reason(name, settings)
+        if reason:
+            skipped[name] = reason
+            log.warning(f"skipping report {name}: {reason}", report=name)
     runnable = [n for n in selected if n not in skipped]
 
     run_id = str(flow_run.id or uuid4())
@@ -79,8 +87,7 @@ def reports(names: list[str] | None = None) -> dict[str, Any]:
     failures = {
         n: reason
         for n in runnable
-        for reason in [_failure(queries[n]) or _failure(writes[n]) or _failure(publishes[n])]
-        if reason
+        if (reason := _failure({"run-report": queries[n], "write-report": writes[n], "publish-report": publishes[n]}))
     }
     if not failures:
         finished = [queries[n].result() for n in runnable]
@@ -90,8 +97,13 @@ def reports(names: list[str] | None = None) -> dict[str, Any]:
     cleanup_reports_staging.submit(str(staging), wait_for=[allow_failure(f) for f in everything]).result()
 
     if failures:
-        detail = "; ".join(f"{n}: {r}" for n, r in sorted(failures.items()))
-        raise ReportsFailed(f"{len(failures)} of {len(runnable)} reports failed, last good reports kept ({detail})")
+        named = sorted(failures.items())
+        detail = "; ".join(f"{n} {r}" for n, r in named[:MAX_NAMED_CALLS])
+        more = f" (and {len(named) - MAX_NAMED_CALLS} more)" if len(named) > MAX_NAMED_CALLS else ""
+        raise ReportsFailed(
+            f"{len(failures)} of {len(runnable)} reports failed, last good reports kept "
+            f"({', '.join(n for n, _ in named)}); failed calls: {detail}{more}"
+        )
     rows = {n: len(queries[n].result().rows) for n in runnable}
     log.info(f"reports published {len(rows)}, skipped {len(skipped)}", reports=len(rows))
     return {"rows": rows, "skipped": skipped, "folder": str(Path(settings.reports_dir))}

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from common.catalog import REPORTS, report_query
+from common.db import backend_name, is_duckdb
 from common.lake import dataset_path
 from common.logs import get_logger
-from common.settings import get_settings
+from common.settings import Settings, get_settings
 from common.tasks import api_task, database_task, local_task
 
 from flow_reports import FLOW
@@ -36,6 +37,26 @@ class Report:
 def missing_lake_tables(name: str, lake_dir: Path) -> list[str]:
     """Lake datasets a report needs that ingest has not published yet."""
     return [t for t in REPORTS[name].lake_tables if not dataset_path(lake_dir, t).exists()]
+
+
+def skip_reason(name: str, settings: Settings) -> str | None:
+    """Why report ``name`` cannot run now, or None.
+
+    Lake reports read Parquet files with DuckDB's ``read_parquet`` on the shared database's
+    connection: a PostgreSQL shared database cannot run them, so they are skipped rather
+    than failing the run (running them on a local DuckDB instead would take a ``database``
+    slot for work that never touches the database, and on a machine that may not hold the
+    lake).
+    """
+    if REPORTS[name].reads_lake and not is_duckdb(settings.sqlalchemy_url):
+        return (
+            f"reads the lake with DuckDB's read_parquet, which the shared database "
+            f"({backend_name(settings.sqlalchemy_url)}) cannot run"
+        )
+    missing = missing_lake_tables(name, settings.lake_dir)
+    if missing:
+        return f"needs lake datasets {', '.join(missing)}: run ingest first"
+    return None
 
 
 def _plain(value: Any) -> Any:
