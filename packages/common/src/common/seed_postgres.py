@@ -13,7 +13,7 @@ catalog allowlist; column names and types come from the DuckDB build and are che
 
 The load holds one connection of the role it connects as: seed before the flows run, or as
 another role, when that role's ``CONNECTION LIMIT`` equals the ``database`` slots. At scale 1
-(6.9 M rows) it took 30-43 s on 2 cores: about 10-14 s to build, the rest to copy.
+(6.9 M rows) it took 20-43 s on 2 cores: 7-14 s to build, the rest to copy.
 """
 
 from __future__ import annotations
