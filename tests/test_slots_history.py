@@ -34,7 +34,17 @@ def reports_run(stack: Stack, prefect_client) -> UUID:  # type: ignore[no-untype
     )
     assert runs, "the reports run is not on the server"
     assert wait_until_recorded(prefect_client, [runs[0].id]), "task-run states never reached the server"
+    _BEGAN.append(began)
     return runs[0].id
+
+
+_BEGAN: list[datetime] = []
+
+
+def since_this_module() -> str:
+    """A --since window that starts just before this module's run: earlier tests in the session
+    ran flows under other limits files (e.g. database = 8 on purpose), which must not count."""
+    return f"{int((datetime.now(timezone.utc) - _BEGAN[0]).total_seconds()) + 2}s"
 
 
 def limits_file() -> dict[str, int]:
@@ -44,7 +54,7 @@ def limits_file() -> dict[str, int]:
 
 
 def test_history_json_proves_every_limit_held(reports_run: UUID) -> None:
-    result = run_cli("slots", "history", "--since", "1h", "--json")
+    result = run_cli("slots", "history", "--since", since_this_module(), "--json")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert report["exceeded"] is False
@@ -68,7 +78,7 @@ def test_history_restricted_to_one_flow_run(reports_run: UUID) -> None:
 
 
 def test_history_table_names_each_limit_and_the_verdict(reports_run: UUID) -> None:
-    result = run_cli("slots", "history", "--since", "1h")
+    result = run_cli("slots", "history", "--since", since_this_module())
     assert result.returncode == 0, result.stderr[-2000:]
     for tag, slots in limits_file().items():
         assert re.search(rf"tag:{tag}\s.*\b\d+/{slots}\b", result.stdout), result.stdout
@@ -77,7 +87,7 @@ def test_history_table_names_each_limit_and_the_verdict(reports_run: UUID) -> No
 
 def test_history_html_has_the_flow_and_one_lane_per_slot(reports_run: UUID, tmp_path: Path) -> None:
     page_path = tmp_path / "history.html"
-    result = run_cli("slots", "history", "--html", str(page_path))
+    result = run_cli("slots", "history", "--since", since_this_module(), "--html", str(page_path))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == str(page_path.resolve())
     page = page_path.read_text(encoding="utf-8")
