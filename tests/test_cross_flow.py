@@ -65,15 +65,17 @@ def test_limit_held_saturated_and_shared_across_flows(demo_run, prefect_client, 
     peak, _ = peak_concurrency(intervals)
     assert peak <= limit, f"{tag}: {peak} task runs held slots at once, limit {limit}"
     if tag == "database":
-        # 20 extracts of seconds each against 3 slots: the limit is always the bottleneck.
+        # 20 extracts of seconds each against 3 slots: the limit is always the bottleneck,
+        # and both flows hold database slots for most of their runs.
         assert peak == limit, f"{tag}: peak {peak} never reached the limit {limit}: the run was not saturated"
+        assert shared_moments(intervals) > 0, f"{tag}: the two flows never held slots at the same time"
     else:
         # Not asserted saturated: Prefect acquires one tag's slots one request at a time per
         # process, so 10 api slots fill only if 10 round trips to the server beat the first
         # call's end: it did here (peak 10), not on a loaded CI machine (peak 5). Measured in
         # bench/RESULTS.md.
+        # Whether ingest's reference calls and reports' publishes overlap is timing too.
         assert peak > 1, f"{tag}: calls never overlapped (peak {peak})"
-    assert shared_moments(intervals) > 0, f"{tag}: the two flows never held slots at the same time"
 
 
 def test_demo_api_saw_no_429(demo_run) -> None:  # type: ignore[no-untyped-def]
