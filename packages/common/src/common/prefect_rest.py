@@ -7,6 +7,7 @@ endpoints (the ones its client calls), read with httpx, which Prefect itself shi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -108,13 +109,14 @@ class PrefectRest:
         response.raise_for_status()
         return [UUID(i) for i in response.json()["active_slots"]]
 
-    def task_runs_by_id(self, ids: list[UUID]) -> dict[UUID, TaskRunRec]:
-        out: dict[UUID, TaskRunRec] = {}
+    def _by_ids(self, kind: str, ids: list[UUID]) -> Iterator[dict[str, Any]]:
+        """``POST /<kind>/filter`` by id, a page of ids at a time."""
         for start in range(0, len(ids), PAGE):
             chunk = [str(i) for i in ids[start:start + PAGE]]
-            for d in self._post("task_runs/filter", {"task_runs": {"id": {"any_": chunk}}, "limit": PAGE}):
-                out[UUID(d["id"])] = TaskRunRec.from_json(d)
-        return out
+            yield from self._post(f"{kind}/filter", {kind: {"id": {"any_": chunk}}, "limit": PAGE})
+
+    def task_runs_by_id(self, ids: list[UUID]) -> dict[UUID, TaskRunRec]:
+        return {UUID(d["id"]): TaskRunRec.from_json(d) for d in self._by_ids("task_runs", ids)}
 
     def pending_with_tag(self, tag: str) -> list[TaskRunRec]:
         """Pending task runs carrying ``tag`` inside Running flow runs: the candidates for waiters."""
@@ -125,18 +127,8 @@ class PrefectRest:
         return [TaskRunRec.from_json(d) for d in self._paged("task_runs/filter", body)]
 
     def flow_runs_by_id(self, ids: list[UUID]) -> dict[UUID, FlowRunRec]:
-        out: dict[UUID, FlowRunRec] = {}
-        for start in range(0, len(ids), PAGE):
-            chunk = [str(i) for i in ids[start:start + PAGE]]
-            for d in self._post("flow_runs/filter", {"flow_runs": {"id": {"any_": chunk}}, "limit": PAGE}):
-                out[UUID(d["id"])] = FlowRunRec.from_json(d)
-        return out
+        return {UUID(d["id"]): FlowRunRec.from_json(d) for d in self._by_ids("flow_runs", ids)}
 
     def names(self, kind: str, ids: list[UUID]) -> dict[UUID, str]:
         """Names of flows (``kind='flows'``) or deployments (``kind='deployments'``)."""
-        out: dict[UUID, str] = {}
-        for start in range(0, len(ids), PAGE):
-            chunk = [str(i) for i in ids[start:start + PAGE]]
-            for d in self._post(f"{kind}/filter", {kind: {"id": {"any_": chunk}}, "limit": PAGE}):
-                out[UUID(d["id"])] = d["name"]
-        return out
+        return {UUID(d["id"]): d["name"] for d in self._by_ids(kind, ids)}
