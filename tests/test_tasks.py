@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from prefect import Task
 
 from common.resources import get_registry
@@ -64,3 +65,51 @@ def test_flow_packages_never_name_a_resource_tag() -> None:
         assert "tags=" not in source, f"{path} sets tags itself"
         for tag in resources:
             assert not re.search(rf"""["']{re.escape(tag)}["']""", source), f"{path} names tag {tag!r}"
+
+
+def test_permanent_failures_are_told_apart_from_transient_ones() -> None:
+    from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
+
+    from common.api_client import PartnerApiError
+    from common.tasks import is_permanent
+
+    def partner(status: int | None) -> PartnerApiError:
+        return PartnerApiError("x", method="GET", path="/v1/reference", status=status, attempts=1)
+
+    permanent = [ProgrammingError("SELECT", {}, Exception("no such table")), DataError("SELECT", {}, Exception("bad date")),
+                 partner(404), partner(401), partner(200), ValueError("unknown table")]
+    transient = [OperationalError("SELECT", {}, Exception("connection closed")), partner(None), partner(429),
+                 partner(408), partner(500), partner(503), TimeoutError("slow"), OSError("disk")]
+    assert [e for e in permanent if not is_permanent(e)] == []
+    assert [e for e in transient if is_permanent(e)] == []
+
+
+@pytest.mark.integration
+def test_bad_sql_fails_at_once_and_a_dropped_connection_is_retried(stack) -> None:  # type: ignore[no-untyped-def]
+    """Real runs on the session server: the retries from limits.toml apply to the transient
+    failure only; bad SQL against the real demo database fails on its first attempt."""
+    from prefect import flow
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    attempts: list[str] = []
+
+    @database_task(name="bad-sql", retry_delay_seconds=0)
+    def bad_sql(connection) -> None:  # type: ignore[no-untyped-def]
+        attempts.append("bad-sql")
+        connection.execute(text("SELECT * FROM no_such_table"))
+
+    @database_task(name="dropped", retry_delay_seconds=0)
+    def dropped(connection) -> None:  # type: ignore[no-untyped-def]
+        attempts.append("dropped")
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    @flow(name="retry-probe")
+    def probe() -> list[str]:
+        states = [bad_sql(return_state=True), dropped(return_state=True)]
+        return [s.type.value for s in states]
+
+    assert probe() == ["FAILED", "FAILED"]
+    retries = get_registry()["database"].retries
+    assert attempts.count("bad-sql") == 1
+    assert attempts.count("dropped") == 1 + retries

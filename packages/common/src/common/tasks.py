@@ -6,7 +6,7 @@ A factory turns a plain function into a Prefect task that
   so the server-side limit ``tag:<resource>`` bounds it across every flow and process;
 * takes retries (with exponential backoff) and its timeout from the resource registry (the
   timeout bounds the resource session itself: Prefect cannot interrupt a blocking call in a
-  worker thread);
+  worker thread), and retries only what a second try may fix (see :func:`is_permanent`);
 * opens the resource itself (one database connection, or one partner-API client) and
   passes it as the function's first argument, closing it when the task ends;
 * logs, at INFO, how long the task run waited for its slot (Prefect only logs that at DEBUG);
@@ -93,6 +93,35 @@ def _take_rate_slot(resource: Resource) -> None:
         rate_limit(resource.rate_limit_name, occupy=1, strict=True)
 
 
+# A client error from the partner that a retry cannot fix (408 and 429 are worth a retry).
+_RETRYABLE_4XX = frozenset({408, 429})
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for a failure that would repeat on every retry: bad SQL or a value the database
+    refuses, a partner answer that is a client error or not JSON, bad input to our own code.
+    Connection drops, timeouts, 429/5xx and anything unknown stay worth retrying."""
+    from sqlalchemy.exc import DataError, ProgrammingError
+
+    from common.api_client import PartnerApiError
+
+    if isinstance(exc, PartnerApiError):
+        return exc.status is not None and exc.status < 500 and exc.status not in _RETRYABLE_4XX
+    return isinstance(exc, (ProgrammingError, DataError, ValueError, TypeError, KeyError))
+
+
+def _worth_retrying(task: Task[Any, Any], task_run: Any, state: Any) -> bool:
+    """Prefect's ``retry_condition_fn``: skip the retries (and their back-off) for a
+    permanent failure, so the run fails now with the real reason."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - classifying the task's own failure
+        if is_permanent(exc):
+            log.info(f"not retrying {task_run.name}: {type(exc).__name__} will not pass on a retry")
+            return False
+    return True
+
+
 def resource_task(
     resource_name: str,
     open_handle: Callable[[Resource], AbstractContextManager[H]],
@@ -129,6 +158,7 @@ def resource_task(
             "retry_delay_seconds": exponential_backoff(backoff_factor=resource.retry_delay_seconds)
             if resource.retries
             else 0,
+            "retry_condition_fn": _worth_retrying,
             "cache_policy": NO_CACHE,
             "persist_result": False,
         }
