@@ -148,3 +148,11 @@ def test_cancelled_run_frees_its_database_slots(served: Path, prefect_client) ->
     state = _wait_final(prefect_client, [run_id], timeout=60)[run_id].state
     print(f"flow run ended {state.type.value}: {state.message}")
     assert state.type.value == "CANCELLED"
+
+    # The killed run never reached its cleanup; the next run of either flow sweeps it.
+    from common.lake import sweep_abandoned_staging
+
+    leftover = served / "lake" / ".staging" / str(run_id)
+    assert leftover.is_dir(), "the cancelled run left no staging folder: nothing to sweep"
+    assert str(run_id) in sweep_abandoned_staging(served / "lake", keep="")
+    assert not leftover.exists()

@@ -80,3 +80,36 @@ def test_dataset_and_run_names_are_checked() -> None:
         dataset_path(Path("/tmp"), "../etc/passwd")
     with pytest.raises(ValueError):
         staging_dir(Path("/tmp"), "../x")
+
+
+
+@pytest.mark.integration
+def test_sweep_removes_only_staging_of_runs_that_are_over(tmp_path: Path, prefect_client) -> None:  # type: ignore[no-untyped-def]
+    """Folders of runs the server reports over go; a running run's, the caller's, unknown
+    ids and anything not named like a run stay."""
+    from uuid import uuid4
+
+    from prefect import flow
+    from prefect.states import Cancelled, Crashed, Running
+
+    from common.lake import sweep_abandoned_staging
+
+    @flow(name="sweep-test")
+    def placeholder() -> None:
+        """Never run: only its flow runs' states matter here."""
+
+    lake = tmp_path / "lake"
+
+    def run_in(state) -> str:  # type: ignore[no-untyped-def]
+        run_id = str(prefect_client.create_flow_run(placeholder, state=state).id)
+        staging_dir(lake, run_id)
+        return run_id
+
+    running, cancelled, crashed, mine = run_in(Running()), run_in(Cancelled()), run_in(Crashed()), run_in(Cancelled())
+    unknown = str(uuid4())
+    staging_dir(lake, unknown)
+    (lake / ".staging" / "not-a-run").mkdir()
+
+    assert sorted(sweep_abandoned_staging(lake, keep=mine)) == sorted([cancelled, crashed])
+    left = sorted(p.name for p in (lake / ".staging").iterdir())
+    assert left == sorted([running, mine, unknown, "not-a-run"])

@@ -17,14 +17,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import duckdb
 from sqlalchemy.engine import Connection
 
 from common.db import is_duckdb
+from common.logs import get_logger
 
 _DATASET = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 BATCH_ROWS = 50_000
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 
 
 def sql_literal(text: str) -> str:
@@ -63,6 +66,38 @@ def remove_staging(lake_dir: Path, run_id: str) -> bool:
         shutil.rmtree(path)
         return True
     return False
+
+
+def sweep_abandoned_staging(root: Path, keep: str) -> list[str]:
+    """Remove the staging folders under ``root`` whose flow run the Prefect server reports as
+    over (a cancelled or killed run never reaches its own cleanup); returns their run ids.
+
+    Folders of runs still going, of ``keep`` (the caller's run) and of runs this server does
+    not know stay: only a finished run's leftovers are certainly nobody's.
+    """
+    staging = root / ".staging"
+    ids: list[UUID] = []
+    for path in staging.iterdir() if staging.is_dir() else []:
+        try:
+            run_id = UUID(path.name)
+        except ValueError:
+            continue
+        if path.is_dir() and path.name != keep:
+            ids.append(run_id)
+    if not ids:
+        return []
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+    over = [str(r.id) for r in runs if r.state_type is not None and r.state_type.value in FINAL_STATES]
+    for run_id in over:
+        shutil.rmtree(staging / run_id, ignore_errors=True)
+    if over:
+        get_logger("lake").info(f"removed {len(over)} staging folder(s) left by runs that ended without "
+                                f"cleaning up: {', '.join(over)}", root=str(root))
+    return over
 
 
 def parquet_rows(path: Path) -> int:

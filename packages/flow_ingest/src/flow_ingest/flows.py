@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 
 from common.catalog import ENRICHED_TABLES, TABLES, check_table
 from common.entry import require_limits
-from common.lake import staging_dir
+from common.lake import staging_dir, sweep_abandoned_staging
 from common.logs import configure_logging, get_logger
 from common.resources import get_registry
 from common.settings import get_settings
@@ -69,6 +69,7 @@ def ingest(tables: list[str] | None = None) -> dict[str, Any]:
     selected = [check_table(t) for t in (tables or list(TABLES))]
     require_limits(get_registry())
     run_id = str(flow_run.id or uuid4())
+    sweep_abandoned_staging(get_settings().lake_dir, keep=run_id)  # what cancelled or killed runs left
     staging = str(staging_dir(get_settings().lake_dir, run_id))
 
     extracts = {t: extract_table.submit(t, staging) for t in selected}

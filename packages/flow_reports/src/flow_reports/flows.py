@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 
 from common.catalog import REPORTS
 from common.entry import require_limits
+from common.lake import sweep_abandoned_staging
 from common.logs import configure_logging, get_logger
 from common.resources import get_registry
 from common.settings import get_settings
@@ -75,6 +76,7 @@ def reports(names: list[str] | None = None) -> dict[str, Any]:
     runnable = [n for n in selected if n not in skipped]
 
     run_id = str(flow_run.id or uuid4())
+    sweep_abandoned_staging(settings.reports_dir, keep=run_id)  # what cancelled or killed runs left
     staging = settings.reports_dir / ".staging" / run_id
     staging.mkdir(parents=True, exist_ok=True)
 
