@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -278,3 +279,44 @@ def test_cli_rejects_capacity_zero() -> None:
     )
     assert result.returncode == 2
     assert "capacity" in result.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_child_api_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL gives the parent no chance to stop its child: the child notices and stops, so
+    the port is free for the next run."""
+    port = free_port()
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from pathlib import Path\n"
+         "from common.demo_api import DemoApiProcess\n"
+         f"api = DemoApiProcess(capacity=1, storage_dir=Path({str(tmp_path)!r}), port={port})\n"
+         "api.start(); api.wait_healthy()\n"
+         "print(api.pid, flush=True)\n"
+         "sys.stdin.read()  # until the test kills us\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _listening_addresses(port) == {"0100007F"}
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+
+    def gone() -> bool:
+        try:
+            return "State:\tZ" in Path(f"/proc/{child}/status").read_text()  # exited, not yet reaped
+        except FileNotFoundError:
+            return True
+
+    deadline = time.monotonic() + 15
+    try:
+        while not gone():
+            assert time.monotonic() < deadline, f"demo API {child} still running 15 s after its parent was killed"
+            time.sleep(0.2)
+    finally:
+        if not gone():
+            os.kill(child, signal.SIGTERM)  # ours (we started its parent): do not leave it behind
+    assert _listening_addresses(port) == set()

@@ -494,8 +494,24 @@ def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, timeout: flo
         sock.close()
 
 
-def serve(host: str, port: int, capacity: int, storage_dir: Path, token: str | None = None) -> None:
-    """Run the API in this process until SIGINT/SIGTERM."""
+def _exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
+    """Stop ``server`` once ``parent_pid`` is gone: a parent killed with SIGKILL cannot stop
+    its child, and an orphaned API would hold the port and the next run would refuse it."""
+
+    def watch() -> None:
+        while not server.should_exit:
+            if os.getppid() != parent_pid:  # re-parented: the process that started us died
+                server.should_exit = True
+                return
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def serve(
+    host: str, port: int, capacity: int, storage_dir: Path, token: str | None = None, parent_pid: int | None = None
+) -> None:
+    """Run the API in this process until SIGINT/SIGTERM (or until ``parent_pid`` dies)."""
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -505,8 +521,11 @@ def serve(host: str, port: int, capacity: int, storage_dir: Path, token: str | N
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
     )
+    server = uvicorn.Server(config)
+    if parent_pid is not None:
+        _exit_with_parent(server, parent_pid)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
 
@@ -524,6 +543,9 @@ def _cli(
             envvar=TOKEN_ENV_VAR, show_default=False, show_envvar=True, help="Require this bearer token on /v1/*."
         ),
     ] = None,
+    parent_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="Exit when this process (the one that started us) dies.")
+    ] = None,
 ) -> None:
     """Serve the demo partner API (it refuses with 429 above its capacity)."""
     from common.settings import get_settings
@@ -535,6 +557,7 @@ def _cli(
         capacity,
         storage_dir if storage_dir is not None else settings.data_dir / "partner_api",  # type: ignore[operator]
         token=token or None,
+        parent_pid=parent_pid,
     )
 
 
@@ -607,6 +630,7 @@ class DemoApiProcess:
                 "--port", str(self.port),
                 "--capacity", str(self.capacity),
                 "--storage-dir", str(self.storage_dir),
+                "--parent-pid", str(os.getpid()),
             ],
             env=env,
             stdin=subprocess.DEVNULL,
