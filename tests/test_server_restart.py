@@ -54,6 +54,13 @@ def test_restart_while_slots_are_held_leaks_nothing(stack: Stack, tmp_path: Path
         after_run = _database(server.api_url)
         print(f"\nheld before restart {held_before}, after restart {used_after_restart, holders_after_restart}, "
               f"ingest exit {ingest.returncode}, counter after the run {after_run}")
+        # Whatever the restart did to the run, it cleaned up and said why in one line.
+        staging = stack.data_dir / "lake" / ".staging"
+        assert not any(staging.iterdir()) if staging.exists() else True, f"staging left: {list(staging.iterdir())}"
+        if ingest.returncode != 0:
+            errors = [line for line in err.splitlines() if line.startswith("error:")]
+            assert len(errors) == 1, err[-3000:]
+            print(errors[0])
         if after_run != (0, 0):
             # Slots counted on the server with no live lease after the restart (seen in some
             # runs; see the issue note): the inspector must flag them and repair must free them.

@@ -113,3 +113,35 @@ def test_bad_sql_fails_at_once_and_a_dropped_connection_is_retried(stack) -> Non
     retries = get_registry()["database"].retries
     assert attempts.count("bad-sql") == 1
     assert attempts.count("dropped") == 1 + retries
+
+
+def test_settle_waits_for_all_and_names_the_root_cause_of_engine_errors() -> None:
+    """A future whose engine raised (Prefect does when the server is unreachable as a task asks
+    for its slot) must not stop the wait for the others; its error is named by root cause."""
+    from concurrent.futures import Future
+    from uuid import uuid4
+
+    import httpx
+    from prefect.futures import PrefectConcurrentFuture
+    from prefect.states import Completed
+
+    from common.tasks import failure_reason, settle
+
+    done: Future[object] = Future()
+    done.set_result(Completed())
+    broken: Future[object] = Future()
+    try:
+        try:
+            raise httpx.ConnectError("All connection attempts failed")
+        except httpx.ConnectError as inner:
+            raise RuntimeError("Failed to resolve inputs in parameter 'pages'") from inner
+    except RuntimeError as outer:
+        broken.set_exception(outer)
+    later: Future[object] = Future()
+    later.set_result(Completed())
+    futures = [PrefectConcurrentFuture(uuid4(), f) for f in (done, broken, later)]
+
+    errors = settle(futures)
+    assert errors == {futures[1].task_run_id: "ConnectError: All connection attempts failed"}
+    assert failure_reason(futures[1], errors) == "ConnectError: All connection attempts failed"
+    assert failure_reason(futures[2], errors) is None  # waited for, and completed

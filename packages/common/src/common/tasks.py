@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -207,18 +207,50 @@ def api_task(
 _EXCEPTION_PREFIX = "Task run encountered an exception "
 
 
-def failure_reason(future: Any) -> str | None:
+def failure_reason(future: Any, engine_errors: dict[Any, str] | None = None) -> str | None:
     """Why a submitted task run did not complete, as one line (None when it completed).
 
     Flows build their failure message from these, and a user reads it as the one
     ``error:`` line of the run, so it must not carry a multi-line database error.
+    ``engine_errors`` (from :func:`settle`) name the runs whose engine raised.
     """
+    if engine_errors and future.task_run_id in engine_errors:
+        return engine_errors[future.task_run_id]
     state = future.state
     if state.is_completed():
         return None
     text = (state.message or state.name or "did not complete").strip().removeprefix(_EXCEPTION_PREFIX)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else state.name
+
+
+def settle(futures: Iterable[Any]) -> dict[Any, str]:
+    """Wait for every future; return, by task run id, the one-line error of each future whose
+    task engine raised instead of ending the task run in a state.
+
+    Prefect's engine raises, rather than failing the task run, when the Prefect server is
+    unreachable as a task asks for its slot (a server restart mid-run does it), and every
+    future that depends on that one raises too. ``prefect.futures.wait`` would let the first
+    such error end the flow before its cleanup; the flows wait with this instead, so they
+    still clean up and say why.
+    """
+    errors: dict[Any, str] = {}
+    for future in futures:
+        try:
+            future.wait()
+        except Exception as exc:  # noqa: BLE001 - reported by the caller, not swallowed
+            errors[future.task_run_id] = _root_cause(exc)
+    return errors
+
+
+def _root_cause(exc: BaseException) -> str:
+    """``Type: first line`` of the innermost exception in the chain."""
+    root, seen = exc, {id(exc)}
+    while (inner := root.__cause__ or root.__context__) is not None and id(inner) not in seen:
+        root = inner
+        seen.add(id(root))
+    text = str(root).strip()
+    return f"{type(root).__name__}: {text.splitlines()[0]}" if text else type(root).__name__
 
 
 def failed_upstream(future: Any) -> bool:

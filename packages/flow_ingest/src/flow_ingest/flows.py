@@ -11,7 +11,7 @@ from typing import Any
 from uuid import uuid4
 
 from prefect import allow_failure, flow
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
 from common.catalog import ENRICHED_TABLES, TABLES, check_table
@@ -20,7 +20,7 @@ from common.lake import staging_dir, sweep_abandoned_staging
 from common.logs import configure_logging, get_logger
 from common.resources import get_registry
 from common.settings import get_settings
-from common.tasks import failed_upstream, failure_reason
+from common.tasks import failed_upstream, failure_reason, settle
 from flow_ingest.tasks import (
     FLOW,
     REFERENCE_DATASETS,
@@ -43,7 +43,8 @@ MAX_NAMED_CALLS = 3
 
 
 def failure_summary(
-    datasets: list[str], total: int, calls: dict[str, PrefectFuture[Any]], causes: list[str]
+    datasets: list[str], total: int, calls: dict[str, PrefectFuture[Any]], causes: list[str],
+    engine_errors: dict[Any, str] | None = None,
 ) -> str:
     """One line: which datasets kept their last good data, and which calls failed and why.
 
@@ -53,7 +54,7 @@ def failure_summary(
     failed = [
         f"{label}: {reason}"
         for label, future in calls.items()
-        if not failed_upstream(future) and (reason := failure_reason(future))
+        if not failed_upstream(future) and (reason := failure_reason(future, engine_errors))
     ]
     text = f"{len(datasets)} of {total} datasets failed, last good data kept ({', '.join(sorted(datasets))})"
     if failed:
@@ -77,6 +78,7 @@ def ingest(tables: list[str] | None = None) -> dict[str, Any]:
     calls: dict[str, PrefectFuture[Any]] = {f"extract-table {t}": f for t, f in extracts.items()}
     causes: list[str] = []  # failures that are no task run's (the partner lacks a dataset)
 
+    engine_errors: dict[Any, str] = {}  # task runs whose engine raised (see common.tasks.settle)
     needs_reference = any(t in ENRICHED_TABLES for t in selected)
     reference: dict[str, PrefectFuture[Any]] = {}
     if needs_reference:
@@ -84,8 +86,8 @@ def ingest(tables: list[str] | None = None) -> dict[str, Any]:
         # staging folder is still cleaned up; the enriched tables keep their last good data.
         index = fetch_reference_index.submit()
         calls["fetch-reference-index"] = index
-        wait([index])
-        pages = index.result() if index.state.is_completed() else None
+        engine_errors = settle([index])
+        pages = index.result() if not engine_errors and index.state.is_completed() else None
         missing = [d for d in REFERENCE_DATASETS if pages is not None and d not in pages]
         if missing:
             causes.append(f"the partner API has no reference dataset {missing[0]!r}")
@@ -111,8 +113,8 @@ def ingest(tables: list[str] | None = None) -> dict[str, Any]:
 
     # Wait for every extract and load before cleaning up (the seed's "submit all, wait all").
     everything = [*extracts.values(), *loads.values()]
-    wait(everything)
-    cleanup_staging.submit(run_id, wait_for=[allow_failure(f) for f in everything]).result()
+    engine_errors.update(settle(everything))
+    cleanup_staging(run_id)  # every extract and load is over, whatever its outcome
 
     not_loaded = [t for t in selected if t not in loads]  # enriched, but no reference data
     if needs_reference and not reference:
@@ -121,5 +123,5 @@ def ingest(tables: list[str] | None = None) -> dict[str, Any]:
     summary = {name: fut.result().rows for name, fut in loads.items() if name not in failures}
     log.info(f"ingest published {len(summary)} datasets, {len(failures)} failed", rows=sum(summary.values()))
     if failures:
-        raise IngestFailed(failure_summary(failures, len(loads) + len(not_loaded), calls, causes))
+        raise IngestFailed(failure_summary(failures, len(loads) + len(not_loaded), calls, causes, engine_errors))
     return {"rows": summary}

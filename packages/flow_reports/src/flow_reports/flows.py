@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from prefect import allow_failure, flow
-from prefect.futures import PrefectFuture, wait
+from prefect import flow
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
 from common.catalog import REPORTS
@@ -23,7 +23,7 @@ from common.lake import sweep_abandoned_staging
 from common.logs import configure_logging, get_logger
 from common.resources import get_registry
 from common.settings import get_settings
-from common.tasks import failed_upstream, failure_reason
+from common.tasks import failed_upstream, failure_reason, settle
 from flow_reports.tasks import (
     FLOW,
     cleanup_reports_staging,
@@ -45,12 +45,12 @@ class ReportsFailed(RuntimeError):
 MAX_NAMED_CALLS = 3  # the failure message stays one readable line
 
 
-def _failure(steps: dict[str, PrefectFuture[Any]]) -> str | None:
+def _failure(steps: dict[str, PrefectFuture[Any]], engine_errors: dict[Any, str]) -> str | None:
     """The first step of one report that failed, named, with why (one line); None if all completed."""
     for label, future in steps.items():
-        if not failed_upstream(future) and (reason := failure_reason(future)):
+        if not failed_upstream(future) and (reason := failure_reason(future, engine_errors)):
             return f"{label}: {reason}"
-    return next((f"{label}: {r}" for label, f in steps.items() if (r := failure_reason(f))), None)
+    return next((f"{label}: {r}" for label, f in steps.items() if (r := failure_reason(f, engine_errors))), None)
 
 
 def _check_names(names: list[str]) -> list[str]:
@@ -85,18 +85,19 @@ def reports(names: list[str] | None = None) -> dict[str, Any]:
     publishes = {n: publish_report.submit(queries[n]) for n in runnable}
 
     everything = [*queries.values(), *writes.values(), *publishes.values()]
-    wait(everything)
+    engine_errors = settle(everything)
     failures = {
         n: reason
         for n in runnable
-        if (reason := _failure({"run-report": queries[n], "write-report": writes[n], "publish-report": publishes[n]}))
+        if (reason := _failure({"run-report": queries[n], "write-report": writes[n], "publish-report": publishes[n]},
+                               engine_errors))
     }
     if not failures:
         finished = [queries[n].result() for n in runnable]
         promote_reports.submit(
             str(staging), summary_markdown(finished, skipped, flow_run.name or run_id)
         ).result()
-    cleanup_reports_staging.submit(str(staging), wait_for=[allow_failure(f) for f in everything]).result()
+    cleanup_reports_staging(str(staging))  # every report call is over, whatever its outcome
 
     if failures:
         named = sorted(failures.items())
