@@ -101,7 +101,8 @@ def _flow_run_ids(procs: list[subprocess.Popen[str]], timeout: float) -> list[uu
     return ids
 
 
-def _intervals(client: Any, flow_run_ids: list[uuid.UUID]) -> list[tuple[datetime, datetime]]:
+def _intervals(client: Any, flow_run_ids: list[uuid.UUID]) -> list[tuple[datetime, datetime, int]]:
+    """(start, end, which flow) per finished task run of the given flow runs."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from common.history import wait_until_recorded
@@ -116,15 +117,16 @@ def _intervals(client: Any, flow_run_ids: list[uuid.UUID]) -> list[tuple[datetim
         if len(page) < 200:
             break
         offset += 200
-    return [(r.start_time, r.end_time) for r in runs if r.start_time and r.end_time]
+    index = {run_id: i for i, run_id in enumerate(flow_run_ids)}
+    return [(r.start_time, r.end_time, index[r.flow_run_id]) for r in runs if r.start_time and r.end_time]
 
 
-def metrics(case: Case, intervals: list[tuple[datetime, datetime]]) -> dict[str, Any]:
-    """Efficiency, utilization, hand-off gaps and peak from (start, end) pairs."""
-    starts = sorted(s for s, _ in intervals)
-    ends = sorted(e for _, e in intervals)
+def metrics(case: Case, intervals: list[tuple[datetime, datetime, int]]) -> dict[str, Any]:
+    """Efficiency, utilization, hand-off gaps and peak from (start, end, flow) triples."""
+    starts = sorted(s for s, _, _ in intervals)
+    ends = sorted(e for _, e, _ in intervals)
     makespan = (ends[-1] - starts[0]).total_seconds()
-    busy = sum((e - s).total_seconds() for s, e in intervals)
+    busy = sum((e - s).total_seconds() for s, e, _ in intervals)
     gaps = [(starts[case.limit + i] - ends[i]).total_seconds() for i in range(len(starts) - case.limit)]
     events = sorted([(s, 1) for s in starts] + [(e, -1) for e in ends], key=lambda x: (x[0], x[1]))
     peak = current = 0
@@ -142,6 +144,13 @@ def metrics(case: Case, intervals: list[tuple[datetime, datetime]]) -> dict[str,
         "gap_p95_s": round(q[18], 3) if gaps else None,
         "gap_max_s": round(max(gaps), 3) if gaps else None,
         "peak": peak,
+        # Where the rest of the makespan goes: the first L slots filling, and each task's
+        # own Running-to-Completed overhead beyond d.
+        "ramp_s": round((starts[min(case.limit, len(starts)) - 1] - starts[0]).total_seconds(), 3),
+        "run_overhead_s": round(busy / len(intervals) - case.seconds, 3),
+        # The raw record, seconds from the first start: [flow, start, end] by start.
+        "task_runs": [[f, round((s - starts[0]).total_seconds(), 3), round((e - starts[0]).total_seconds(), 3)]
+                      for s, e, f in sorted(intervals)],
     }
 
 
@@ -170,7 +179,7 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
     table = Table(title=f"slot hand-off ({config['server_db']} server, tag wait cap "
                         f"{config['slot_wait_cap_s']} s{', ' + config['extra'] if config['extra'] else ''})")
     for col in ("case K,N,d,L", "run", "makespan", "ideal", "efficiency", "utilization",
-                "gap median", "gap p95", "gap max", "peak"):
+                "gap median", "gap p95", "gap max", "ramp", "run +", "peak"):
         table.add_column(col, justify="right")
     for r in results:
         c = r["case"]
@@ -180,8 +189,10 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
             table.add_row(label, "K flows, 1 limit" if run == "shared" else "local pool of L",
                           f"{m['makespan_s']:.2f}s", f"{m['ideal_s']:.0f}s", f"{m['efficiency']:.2f}",
                           f"{m['utilization']:.2f}", f"{m['gap_median_s']}s", f"{m['gap_p95_s']}s",
-                          f"{m['gap_max_s']}s", f"{m['peak']}/{c['limit']}")
-    Console(width=150).print(table)
+                          f"{m['gap_max_s']}s", f"{m['ramp_s']}s", f"{m['run_overhead_s']}s",
+                          f"{m['peak']}/{c['limit']}")
+    Console(width=170).print(table)
+    print("ramp: first start to the L-th start; run +: mean Running-to-Completed time beyond d.")
 
 
 @app.callback()
@@ -297,6 +308,43 @@ async def _fill_history(api_url: str, count: int) -> None:
                 response.raise_for_status()
 
         await asyncio.gather(*(one(i) for i in range(count)))
+
+
+@app.command("slot-rtt")
+def slot_rtt(rounds: int = typer.Option(40, help="Acquire/release rounds."),
+             api_url: str = typer.Option("", "--api-url")) -> None:
+    """The floor under a hand-off with no waiting at all: one slot acquire and release with a
+    lease (REST round trips), and Prefect's own ``concurrency()`` context, release to the next
+    acquire, in one thread against a free limit."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+
+    name = f"tag:bench-rtt-{uuid.uuid4().hex[:8]}"
+    with _server(api_url) as api_url, prefect_settings(api_url), get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=3))
+        try:
+            acquire, release, handoff = [], [], []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                response = client.increment_concurrency_slots_with_lease(
+                    names=[name], slots=1, mode="concurrency", lease_duration=60)
+                acquire.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                client.release_concurrency_slots_with_lease(lease_id=response.json()["lease_id"])
+                release.append(time.perf_counter() - started)
+            left = None
+            for _ in range(rounds):
+                with concurrency([name], occupy=1, lease_duration=60):
+                    if left is not None:
+                        handoff.append(time.perf_counter() - left)
+                left = time.perf_counter()
+        finally:
+            client.delete_global_concurrency_limit_by_name(name)
+    for label, values in (("acquire (REST)", acquire), ("release (REST)", release),
+                          ("concurrency() exit to next enter", handoff)):
+        print(f"{label}: median {statistics.median(values) * 1000:.1f} ms, "
+              f"max {max(values) * 1000:.1f} ms over {len(values)}")
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ server while the run holds `database` slots, waits for the run to end and for an
 expire (lease 60 s + repossessor), and reports the `tag:database` counter and live holders.
 A counter above zero with no holder is a leaked slot.
 
-    uv run python -m bench.restart_contrast            # about 5 minutes
+    uv run python -m bench.restart_contrast            # 5-10 minutes
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ STORAGES = {
     "filesystem (serve-all)": "prefect.server.concurrency.lease_storage.filesystem",
     "memory (Prefect default)": "prefect.server.concurrency.lease_storage.memory",
 }
+
+
+RUN_BOUND_S = 240  # a normal ingest run takes 20-40 s here, restart included
 
 
 def database(api: str) -> tuple[int, int]:
@@ -52,7 +55,9 @@ def measure(storage: str, data_dir: Path) -> dict[str, object]:
     env = dict(os.environ, PREFECT_API_URL=api_url_for("127.0.0.1", port), ETL_DATA_DIR=str(data_dir))
     bindir = Path(sys.executable).parent
     subprocess.run([bindir / "limits", "sync"], env=env, check=True, capture_output=True)
-    ingest = subprocess.Popen([bindir / "ingest"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    output = home / "ingest.log"
+    with open(output, "wb") as log:
+        ingest = subprocess.Popen([bindir / "ingest"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         while database(server.api_url)[1] < 3:
             time.sleep(0.2)
@@ -61,26 +66,39 @@ def measure(storage: str, data_dir: Path) -> dict[str, object]:
         server = LocalPrefectServer(home=home, port=port, extra_env=extra)
         server.start()
         server.wait_healthy(120)
-        ingest.wait(timeout=600)
+        try:
+            ingest.wait(timeout=RUN_BOUND_S)
+            run = f"exited {ingest.returncode}"
+            if ingest.returncode:
+                errors = [ln for ln in output.read_text(errors="replace").splitlines() if ln.startswith("error:")]
+                run += f" ({errors[-1] if errors else 'see ' + str(output)})"
+        except subprocess.TimeoutExpired:  # waiting for slots nobody holds any more
+            run = f"stuck after {RUN_BOUND_S} s, killed"
+            ingest.kill()
+            ingest.wait(timeout=30)
         time.sleep(80)  # lease TTL (60 s) + repossessor loop: anything still taken now is leaked
         after = database(server.api_url)
     finally:
         if ingest.poll() is None:
             ingest.kill()
         server.stop()
-    return {"before": before, "after": after, "ingest_exit": ingest.returncode}
+    return {"before": before, "after": after, "run": run}
 
 
 def main() -> None:
     from common.settings import get_settings
 
     data_dir = get_settings().data_dir
-    print(f"{'lease storage':26} {'held before restart':>20} {'after run + 80 s':>18}  verdict")
+    print("(counter, live holders) of tag:database")
+    print(f"{'lease storage':26} {'held before restart':>20} {'ingest run':>26} {'after run + 80 s':>18}  verdict")
+    only = sys.argv[1:]  # e.g. "filesystem" to run that storage only
     for label, storage in STORAGES.items():
+        if only and not any(label.startswith(o) for o in only):
+            continue
         r = measure(storage, data_dir)  # type: ignore[arg-type]
         used, holders = r["after"]  # type: ignore[misc]
         verdict = "no leak" if used == 0 else f"{used} slot(s) leaked, {holders} holder(s)"
-        print(f"{label:26} {str(r['before']):>20} {str(r['after']):>18}  {verdict}")
+        print(f"{label:26} {str(r['before']):>20} {str(r['run']):>26} {str(r['after']):>18}  {verdict}", flush=True)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,12 @@ def run_demo(names: list[str], registry: Registry, timeout: float = 600.0) -> bo
                 last_print = time.monotonic()
             time.sleep(0.5)
         ok = all(s == "COMPLETED" for s in states.values())
-        console.print(f"[bold]demo:[/bold] runs finished: {states}")
+        finished = []
+        for name, run_id in runs.items():
+            run = client.read_flow_run(run_id)
+            took = f" in {(run.end_time - run.start_time).total_seconds():.1f} s" if run.start_time and run.end_time else ""
+            finished.append(f"{name} {states[name]}{took}")
+        console.print(f"[bold]demo:[/bold] runs finished: {', '.join(finished)}")
         wait_until_recorded(client, list(runs.values()))
         for tag, slots in registry.tag_limits().items():
             intervals = read_intervals(client, [tag], flow_run_ids=list(runs.values()))
