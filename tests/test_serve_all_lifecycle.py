@@ -113,3 +113,45 @@ def test_serve_all_serves_triggered_runs_and_ctrl_c_leaves_nothing(stack: Stack,
     assert not [p for p in _pids_with_arg(pgdata) if _alive(p)], "the embedded PostgreSQL was left running"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{api}/health", timeout=2)
+
+
+def test_a_killed_owner_leaves_no_server_or_postgres_behind(tmp_path: Path) -> None:
+    """SIGKILL gives the process that started the local server no chance to stop it: the
+    reaper beside the server ends the server's process group and its PostgreSQL."""
+    import sys
+
+    from common.pg import _alive
+
+    port = _free_port()
+    home = tmp_path / "prefect"
+    owner = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys\n"
+         "from pathlib import Path\n"
+         "from common.server import LocalPrefectServer\n"
+         f"server = LocalPrefectServer(home=Path({str(home)!r}), port={port})\n"
+         "server.start(); server.wait_healthy(120)\n"
+         "print(server.process.pid, flush=True)\n"
+         "sys.stdin.read()  # until the test kills us\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    group = postmaster = None
+    try:
+        assert owner.stdout is not None
+        group = int(owner.stdout.readline())
+        postmaster = int((home / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+        assert _alive(group) and _alive(postmaster)
+    finally:
+        owner.kill()
+        owner.wait(timeout=10)
+    try:
+        deadline = time.monotonic() + 60
+        while _alive(group) or _alive(postmaster):
+            assert time.monotonic() < deadline, "server or PostgreSQL still running 60 s after their owner died"
+            time.sleep(0.5)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+    finally:  # ours: never leave them running, even when the test fails
+        for pid in (group, postmaster):
+            if pid is not None and _alive(pid):
+                os.kill(pid, signal.SIGKILL)

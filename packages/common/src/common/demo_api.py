@@ -40,6 +40,7 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from common.reaper import wait_for_parent_exit
 from common.reference import COUNTRIES, CURRENCIES, FIRST_MONTH, MONTHS
 
 # ASGI plumbing types (kept local: starlette's aliases are not part of its public API).
@@ -499,11 +500,8 @@ def _exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
     its child, and an orphaned API would hold the port and the next run would refuse it."""
 
     def watch() -> None:
-        while not server.should_exit:
-            if os.getppid() != parent_pid:  # re-parented: the process that started us died
-                server.should_exit = True
-                return
-            time.sleep(1.0)
+        if wait_for_parent_exit(parent_pid, stop=lambda: bool(server.should_exit)):
+            server.should_exit = True
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 

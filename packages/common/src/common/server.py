@@ -130,6 +130,7 @@ class LocalPrefectServer:
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     postgres: EmbeddedPostgres | None = None
+    _reaper: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def api_url(self) -> str:
@@ -175,6 +176,12 @@ class LocalPrefectServer:
             )
         finally:
             log.close()
+        # If this process dies without stopping the server (SIGKILL), the reaper does.
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-m", "common.reaper", "--parent", str(os.getpid()), "--group", str(self.process.pid),
+             *(["--pgdata", str(self.postgres.pgdata)] if self.postgres is not None else [])],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
         return True
 
     def wait_healthy(self, timeout: float = 60.0) -> float:
@@ -196,6 +203,10 @@ class LocalPrefectServer:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server we started (its process group), then its PostgreSQL."""
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None and reaper.poll() is None:
+            reaper.terminate()  # we stop the server ourselves
+            reaper.wait(timeout=10)
         try:
             self._stop_api(timeout)
         finally:
