@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from common.demo_api import ApiStats, DemoApiProcess, create_app, free_port, run_in_thread
+from common.reaper import running
 from common.reference import COUNTRIES, CURRENCIES, FIRST_MONTH, MONTHS
 
 STATS_KEYS = {
@@ -305,18 +306,12 @@ def test_child_api_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         parent.kill()
         parent.wait(timeout=10)
 
-    def gone() -> bool:
-        try:
-            return "State:\tZ" in Path(f"/proc/{child}/status").read_text()  # exited, not yet reaped
-        except FileNotFoundError:
-            return True
-
     deadline = time.monotonic() + 15
     try:
-        while not gone():
+        while running(child):
             assert time.monotonic() < deadline, f"demo API {child} still running 15 s after its parent was killed"
             time.sleep(0.2)
     finally:
-        if not gone():
+        if running(child):
             os.kill(child, signal.SIGTERM)  # ours (we started its parent): do not leave it behind
     assert _listening_addresses(port) == set()

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.reaper import running
 from conftest import ROOT, Stack, _free_port, script
 
 pytestmark = pytest.mark.integration
@@ -44,14 +45,6 @@ def _pids_with_arg(text: bytes) -> list[int]:
         except OSError:
             continue
     return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_serve_all_serves_triggered_runs_and_ctrl_c_leaves_nothing(stack: Stack, tmp_path: Path) -> None:
@@ -105,12 +98,12 @@ def test_serve_all_serves_triggered_runs_and_ctrl_c_leaves_nothing(stack: Stack,
             proc.kill()
             proc.wait()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(_alive(p) for p in started):
+    while time.monotonic() < deadline and any(running(p) for p in started):
         time.sleep(0.2)
-    left = [p for p in started if _alive(p)]
+    left = [p for p in started if running(p)]
     assert not left, f"serve-all left processes running: {left}"
     # PostgreSQL daemonizes (its parent is init), so look for it by its data folder.
-    assert not [p for p in _pids_with_arg(pgdata) if _alive(p)], "the embedded PostgreSQL was left running"
+    assert not [p for p in _pids_with_arg(pgdata) if running(p)], "the embedded PostgreSQL was left running"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{api}/health", timeout=2)
 
@@ -119,8 +112,6 @@ def test_a_killed_owner_leaves_no_server_or_postgres_behind(tmp_path: Path) -> N
     """SIGKILL gives the process that started the local server no chance to stop it: the
     reaper beside the server ends the server's process group and its PostgreSQL."""
     import sys
-
-    from common.pg import _alive
 
     port = _free_port()
     home = tmp_path / "prefect"
@@ -140,18 +131,18 @@ def test_a_killed_owner_leaves_no_server_or_postgres_behind(tmp_path: Path) -> N
         assert owner.stdout is not None
         group = int(owner.stdout.readline())
         postmaster = int((home / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
-        assert _alive(group) and _alive(postmaster)
+        assert running(group) and running(postmaster)
     finally:
         owner.kill()
         owner.wait(timeout=10)
     try:
         deadline = time.monotonic() + 60
-        while _alive(group) or _alive(postmaster):
+        while running(group) or running(postmaster):
             assert time.monotonic() < deadline, "server or PostgreSQL still running 60 s after their owner died"
             time.sleep(0.5)
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
     finally:  # ours: never leave them running, even when the test fails
         for pid in (group, postmaster):
-            if pid is not None and _alive(pid):
+            if pid is not None and running(pid):
                 os.kill(pid, signal.SIGKILL)

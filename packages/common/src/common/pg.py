@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
+from common.reaper import running
+
 PREFECT_DATABASE = "prefect"
 SUPERUSER = "postgres"
 
@@ -95,25 +97,9 @@ def _forget_dead_handles(pgdata: Path) -> None:
         pids = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    alive = [pid for pid in pids if isinstance(pid, int) and running(pid)]
     if alive != pids:
         path.write_text(json.dumps(alive))
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # gone meanwhile, or no /proc: trust the signal
-    except OSError:
-        return True
 
 
 def stop_postmaster(pgdata: Path, timeout: float = 15.0) -> bool:
@@ -129,7 +115,7 @@ def stop_postmaster(pgdata: Path, timeout: float = 15.0) -> bool:
         return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not running(pid):
             _forget_dead_handles(pgdata)
             return True
         time.sleep(0.2)

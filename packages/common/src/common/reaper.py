@@ -22,6 +22,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def running(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # gone meanwhile, or no /proc: trust the signal
+    except OSError:
+        return True
+
+
 def parent_gone(parent_pid: int) -> bool:
     """True once the process that started us has died (we were re-parented)."""
     return os.getppid() != parent_pid
