@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -112,3 +113,22 @@ def prefect_client(stack: Stack):  # type: ignore[no-untyped-def]
 
     with get_client(sync_client=True) as client:
         yield client
+
+
+def slot_usage(api_url: str, tag: str = "database") -> tuple[int, int]:
+    """(the counter of the limit on ``tag``, its live lease holders): (0, 0) means all free."""
+    from common.prefect_rest import PrefectRest
+
+    with PrefectRest(api_url) as rest:
+        return rest.tag_usage(tag)
+
+
+def stop_with_ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> None:  # type: ignore[type-arg]
+    """Stop a serve process we started the way a user does (SIGINT), killing it by PID only
+    if it ignores that for ``timeout`` seconds."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -9,7 +9,6 @@ limit counters, the demo API's counters and the lake on disk.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import duckdb
 import httpx
 import pytest
 
-from conftest import ROOT, Stack, script
+from conftest import ROOT, Stack, script, slot_usage, stop_with_ctrl_c
 from fault_tools import linked_data_dir
 
 pytestmark = pytest.mark.integration
@@ -48,12 +47,7 @@ def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
             time.sleep(0.5)
         yield data
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_with_ctrl_c(proc)
 
 
 def _trigger(client: Any, name: str) -> UUID:
@@ -71,10 +65,6 @@ def _wait_final(client: Any, ids: list[UUID], timeout: float) -> dict[UUID, Any]
         time.sleep(1)
 
 
-def _database_slots(client: Any) -> tuple[int, int]:
-    """(the limit's counter, live holders): both 0 means every slot is free."""
-    used = client.read_global_concurrency_limit_by_name("tag:database").active_slots
-    return used, len(client.read_concurrency_limit_by_tag("database").active_slots)
 
 
 def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Path, stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
@@ -120,13 +110,13 @@ def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Path, st
     assert (served / "reports" / "SUMMARY.md").exists()
 
 
-def test_cancelled_run_frees_its_database_slots(served: Path, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_cancelled_run_frees_its_database_slots(served: Path, stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
     """Cancel the way the CLI and the UI do (the flow run goes to Cancelling on the server;
     the runner that serves it stops the run) while it holds database slots."""
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
     from prefect.states import Cancelling
 
-    assert _database_slots(prefect_client) == (0, 0), "slots taken before the test"
+    assert slot_usage(stack.api_url) == (0, 0), "slots taken before the test"
     run_id = _trigger(prefect_client, "ingest/local")
     deadline = time.monotonic() + 180
     while True:
@@ -140,8 +130,8 @@ def test_cancelled_run_frees_its_database_slots(served: Path, prefect_client) ->
     cancelled_at = time.monotonic()
     prefect_client.set_flow_run_state(run_id, Cancelling())
     print(f"\ncancelled while holding {len(held)} database slot(s)")
-    while _database_slots(prefect_client) != (0, 0):
-        assert time.monotonic() - cancelled_at < 90, f"slots still taken 90 s after the cancel: {_database_slots(prefect_client)}"
+    while slot_usage(stack.api_url) != (0, 0):
+        assert time.monotonic() - cancelled_at < 90, f"slots still taken 90 s after the cancel: {slot_usage(stack.api_url)}"
         time.sleep(0.25)
     freed = time.monotonic() - cancelled_at
     print(f"database slots free again {freed:.1f} s after the cancel")

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pytest
 
-from conftest import ROOT, Stack, run_cli, script
+from conftest import ROOT, Stack, run_cli, script, slot_usage, stop_with_ctrl_c
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +34,6 @@ def _engine_pid_for(parent: int, flow_run_id: UUID) -> int | None:
     return None
 
 
-def _database_used(client) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    used = client.read_global_concurrency_limit_by_name("tag:database").active_slots
-    holders = len(client.read_concurrency_limit_by_tag("database").active_slots)
-    return used, holders
 
 
 def _kill_ingest_while_holding(client, serve_pid: int, with_reports: bool = True) -> UUID | None:  # type: ignore[no-untyped-def]
@@ -100,7 +96,7 @@ def test_killed_flow_run_is_flagged_then_recovers_and_repair_frees_at_once(stack
 
         # 2. Without any repair, the leases expire and the slots come back.
         deadline = time.monotonic() + 150
-        while _database_used(prefect_client)[0] > 0:
+        while slot_usage(stack.api_url)[0] > 0:
             assert time.monotonic() < deadline, f"slots still taken {time.monotonic() - killed_at:.0f} s after the kill"
             time.sleep(1)
         recovered = time.monotonic() - killed_at
@@ -123,13 +119,9 @@ def test_killed_flow_run_is_flagged_then_recovers_and_repair_frees_at_once(stack
                 break
             time.sleep(1)
         assert repaired is not None, f"repair never freed the killed run's slots: {result and result.stdout}"
-        assert _database_used(prefect_client) == (0, 0)
+        assert slot_usage(stack.api_url) == (0, 0)
         print(f"slots repair freed them {repaired:.0f} s after SIGKILL")
         assert repaired < 50, f"freed only {repaired:.0f} s after the kill: lease expiry, not the repair"
         assert run_cli("slots", "--check").returncode == 0
     finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        stop_with_ctrl_c(serve)

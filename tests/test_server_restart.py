@@ -9,19 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from common.server import LocalPrefectServer
-from conftest import ROOT, Stack, _free_port, run_cli, script
+from conftest import ROOT, Stack, _free_port, run_cli, script, slot_usage
 
 pytestmark = pytest.mark.integration
-
-
-def _database(api: str) -> tuple[int, int]:
-    used = {g["name"]: g["active_slots"] for g in httpx.post(f"{api}/v2/concurrency_limits/filter", json={}).json()}
-    holders = httpx.get(f"{api}/concurrency_limits/tag/database").json()["active_slots"]
-    return used["tag:database"], len(holders)
 
 
 def test_restart_while_slots_are_held_leaks_nothing(stack: Stack, tmp_path: Path) -> None:
@@ -38,22 +31,22 @@ def test_restart_while_slots_are_held_leaks_nothing(stack: Stack, tmp_path: Path
         ingest = subprocess.Popen([script("ingest")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
-        while _database(server.api_url)[1] == 0:
+        while slot_usage(server.api_url)[1] == 0:
             assert ingest.poll() is None and time.monotonic() < deadline, "ingest never held a slot"
             time.sleep(0.2)
-        held_before = _database(server.api_url)
+        held_before = slot_usage(server.api_url)
 
         server.stop()  # the same way serve-all stops it
         server = LocalPrefectServer(home=tmp_path / "prefect", port=port)
         server.start()
         server.wait_healthy(timeout=120)
-        used_after_restart, holders_after_restart = _database(server.api_url)
+        used_after_restart, holders_after_restart = slot_usage(server.api_url)
 
         out, err = ingest.communicate(timeout=300)
         deadline = time.monotonic() + 30
-        while _database(server.api_url)[0] > 0 and time.monotonic() < deadline:
+        while slot_usage(server.api_url)[0] > 0 and time.monotonic() < deadline:
             time.sleep(0.5)
-        after_run = _database(server.api_url)
+        after_run = slot_usage(server.api_url)
         print(f"\nheld before restart {held_before}, after restart {used_after_restart, holders_after_restart}, "
               f"ingest exit {ingest.returncode}, counter after the run {after_run}")
         # Whatever the restart did to the run, it cleaned up and said why in one line.
@@ -69,7 +62,7 @@ def test_restart_while_slots_are_held_leaks_nothing(stack: Stack, tmp_path: Path
             env_check = run_cli("slots", "--check", env=env)
             assert env_check.returncode == 1 and "live holders" in env_check.stdout, env_check.stdout
             assert run_cli("slots", "repair", "--yes", env=env).returncode == 0
-        assert _database(server.api_url) == (0, 0), "slots leaked across the restart"
+        assert slot_usage(server.api_url) == (0, 0), "slots leaked across the restart"
     finally:
         if ingest is not None and ingest.poll() is None:
             ingest.kill()

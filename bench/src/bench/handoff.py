@@ -35,6 +35,7 @@ from typing import Any
 
 import typer
 
+from common.demo_api import free_port
 from common.server import LocalPrefectServer, prefect_settings, use_api
 
 app = typer.Typer(add_completion=False, help=__doc__, invoke_without_command=True)
@@ -60,14 +61,6 @@ class Case:
         return math.ceil(self.flows * self.tasks / self.limit) * self.seconds
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _server(api_url: str, server_db: str = "postgres", extra: dict[str, str] | None = None) -> Iterator[str]:
     """The given server, or a fresh one configured exactly as serve-all configures it."""
@@ -75,7 +68,7 @@ def _server(api_url: str, server_db: str = "postgres", extra: dict[str, str] | N
         use_api(api_url)
         yield api_url
         return
-    server = LocalPrefectServer(home=Path(tempfile.mkdtemp(prefix="bench-prefect-")), port=_free_port(),
+    server = LocalPrefectServer(home=Path(tempfile.mkdtemp(prefix="bench-prefect-")), port=free_port(),
                                 backend=server_db, extra_env=extra or {})
     server.start()
     try:
@@ -239,9 +232,9 @@ def startup(port: int = typer.Option(0, help="Server port (default: a free one).
     """Time `serve-all` from start to serving: cold (fresh data folder: server home, database
     migrations, demo database seeding) and warm (the same folder again)."""
     data = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    port = port or _free_port()
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(ETL_DATA_DIR=str(data), ETL_DEMO_API_PORT=str(_free_port()))
+    env.update(ETL_DATA_DIR=str(data), ETL_DEMO_API_PORT=str(free_port()))
     for label in ("cold", "warm"):
         started = time.monotonic()
         proc = subprocess.Popen([str(Path(sys.executable).parent / "serve-all"), "--port", str(port),

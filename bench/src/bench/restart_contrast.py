@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
+from common.demo_api import free_port
+from common.prefect_rest import PrefectRest
 from common.server import LocalPrefectServer, api_url_for
 
 STORAGES = {
@@ -32,17 +32,8 @@ RUN_BOUND_S = 240  # a normal ingest run takes 20-40 s here, restart included
 
 
 def database(api: str) -> tuple[int, int]:
-    used = {g["name"]: g["active_slots"] for g in httpx.post(f"{api}/v2/concurrency_limits/filter", json={}).json()}
-    holders = httpx.get(f"{api}/concurrency_limits/tag/database").json()["active_slots"]
-    return used.get("tag:database", 0), len(holders)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    with PrefectRest(api) as rest:
+        return rest.tag_usage("database")
 
 
 def measure(storage: str, data_dir: Path) -> dict[str, object]:

@@ -109,6 +109,17 @@ class PrefectRest:
         response.raise_for_status()
         return [UUID(i) for i in response.json()["active_slots"]]
 
+    def tag_usage(self, tag: str) -> tuple[int, int]:
+        """(the counter of the limit on ``tag``, its live lease holders): both 0 means every
+        slot is free; a counter above the holders is a leak. LookupError if there is no limit."""
+        from common.resources import limit_name_for
+
+        name = limit_name_for(tag)
+        used = next((g.active_slots for g in self.global_limits() if g.name == name), None)
+        if used is None:
+            raise LookupError(f"no limit {name} on the server")
+        return used, len(self.tag_holders(tag))
+
     def _by_ids(self, kind: str, ids: list[UUID]) -> Iterator[dict[str, Any]]:
         """``POST /<kind>/filter`` by id, a page of ids at a time."""
         for start in range(0, len(ids), PAGE):
