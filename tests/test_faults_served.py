@@ -20,12 +20,12 @@ import duckdb
 import httpx
 import pytest
 
+from common.prefect_rest import FINAL_STATES
 from conftest import ROOT, Stack, script, slot_usage, stop_with_ctrl_c
 from fault_tools import linked_data_dir
 
 pytestmark = pytest.mark.integration
 
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def _wait_final(client: Any, ids: list[UUID], timeout: float) -> dict[UUID, Any]
     deadline = time.monotonic() + timeout
     while True:
         runs = {i: client.read_flow_run(i) for i in ids}
-        if all(r.state_type.value in FINAL for r in runs.values()):
+        if all(r.state_type.value in FINAL_STATES for r in runs.values()):
             return runs
         assert time.monotonic() < deadline, {r.name: r.state_type.value for r in runs.values()}
         time.sleep(1)

@@ -17,10 +17,10 @@ from typing import IO
 
 import pytest
 
+from common.prefect_rest import FINAL_STATES
 from conftest import ROOT, Stack, _free_port, run_cli, script
 
 SERVING = "Your deployments are being served"
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RUN_TIMEOUT = 420.0
 
 
@@ -83,7 +83,7 @@ def test_each_flow_in_its_own_process_shares_the_limits(stack: Stack, prefect_cl
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
             states = {f: prefect_client.read_flow_run(i).state_type.value for f, i in runs.items()}
-            if all(s in FINAL for s in states.values()):
+            if all(s in FINAL_STATES for s in states.values()):
                 break
             time.sleep(1.0)
         print(f"\nboth runs final after {time.monotonic() - started:.1f} s: {states}")

@@ -17,11 +17,11 @@ from rich.console import Console
 
 from common.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
 from common.logs import get_logger
+from common.prefect_rest import FINAL_STATES
 from common.resources import Registry
 from common.server import default_api_url
 
 log = get_logger("demo")
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def flow_run_processes() -> list[int]:
@@ -82,7 +82,7 @@ def run_demo(names: list[str], registry: Registry, timeout: float = 600.0) -> bo
         last_print = 0.0
         while time.monotonic() < deadline:
             states = {n: (client.read_flow_run(i).state_type.value) for n, i in runs.items()}  # type: ignore[union-attr]
-            if all(s in FINAL for s in states.values()):
+            if all(s in FINAL_STATES for s in states.values()):
                 break
             if time.monotonic() - last_print >= 3.0:
                 console.print(render(take_snapshot(registry, default_api_url())))

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from common.prefect_rest import FINAL_STATES
+
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
@@ -93,7 +95,7 @@ def read_intervals(
             flow_ids = list({fr.flow_id for fr in frs})
             flows = {f.id: f.name for f in client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=flow_ids)))}
             for fr in frs:
-                over = fr.state_type is not None and fr.state_type.value in _FINAL
+                over = fr.state_type is not None and fr.state_type.value in FINAL_STATES
                 ended = (fr.end_time or (fr.state.timestamp if fr.state else None)) if over else None
                 flow_runs[fr.id] = (flows.get(fr.flow_id, "?"), ended)
         known = {r.id: r for r in runs}
@@ -180,14 +182,13 @@ def wait_until_recorded(client: "SyncPrefectClient", flow_run_ids: list[UUID], t
     deadline = time.monotonic() + timeout
     while True:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)))
-        if runs and all(r.state_type is not None and r.state_type.value in _FINAL for r in runs):
+        if runs and all(r.state_type is not None and r.state_type.value in FINAL_STATES for r in runs):
             return True
         if time.monotonic() > deadline:
             return False
         time.sleep(0.3)
 
 
-_FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 # --- Summary of a window: the proof, per limit and per flow -------------------------------

@@ -27,7 +27,6 @@ from common.logs import get_logger
 
 _DATASET = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 BATCH_ROWS = 50_000
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
 
 
 def sql_literal(text: str) -> str:
@@ -88,6 +87,8 @@ def sweep_abandoned_staging(root: Path, keep: str) -> list[str]:
         return []
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from common.prefect_rest import FINAL_STATES
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))

@@ -16,6 +16,8 @@ from uuid import UUID
 import httpx
 
 PAGE = 200
+# Run states after which nothing more happens (and no slot should still be held).
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
 def _dt(value: str | None) -> datetime | None:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from common.slots import TERMINAL, Snapshot
+from common.prefect_rest import FINAL_STATES
+from common.slots import Snapshot
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -40,7 +41,7 @@ class RepairAction:
 def dead_holders(snapshot: Snapshot, tag: str) -> list[str]:
     """Holder task run ids whose task run, or flow run, is already over."""
     view = next(v for v in snapshot.limits if v.tag == tag)
-    return [h.task_run_id for h in view.holders if h.state in TERMINAL or h.flow_run_state in TERMINAL]
+    return [h.task_run_id for h in view.holders if h.state in FINAL_STATES or h.flow_run_state in FINAL_STATES]
 
 
 def plan_repair(snapshot: Snapshot) -> list[RepairAction]:

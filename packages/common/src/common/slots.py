@@ -22,7 +22,7 @@ from uuid import UUID
 import typer
 
 from common.entry import cli_session
-from common.prefect_rest import FlowRunRec, PrefectRest, TaskRunRec
+from common.prefect_rest import FINAL_STATES, FlowRunRec, PrefectRest, TaskRunRec
 from common.resources import Registry, limit_name_for
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
     from common.history import HistoryReport
 
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 @dataclass
@@ -162,12 +161,12 @@ def _snapshot(rest: PrefectRest, registry: Registry, api_url: str) -> Snapshot:
             run = holder_runs.get(hid)
             ref = resolver.ref(hid, run, run.start_time if run else None, now)
             view.holders.append(ref)
-            if ref.state in TERMINAL:
+            if ref.state in FINAL_STATES:
                 view.anomalies.append(
                     f"{view.limit}: slot still held by task run {ref.task_run} which is {ref.state} "
                     "(leaked until its lease expires; `slots repair` frees it)"
                 )
-            elif ref.flow_run_state in TERMINAL:
+            elif ref.flow_run_state in FINAL_STATES:
                 view.anomalies.append(
                     f"{view.limit}: slot held by task run {ref.task_run} of flow run {ref.flow_run} which is "
                     f"{ref.flow_run_state}: its process is gone (leaked until its lease expires; `slots repair` frees it)"
