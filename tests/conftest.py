@@ -2,36 +2,25 @@
 
 The environment is pinned here, at import, before any test module imports Prefect: every
 process of the session (this one, served flow runs, CLI subprocesses) talks to the same
-server, configured exactly as serve-all configures it (``common.server``).
+server, configured exactly as serve-all configures it (``local_server.prefect_server``).
+This file only pins the environment and provides fixtures; helpers live in ``support``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from support import ROOT, Stack, free_port
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="etl-tests-"))
-SERVER_PORT = _free_port()
-API_PORT = _free_port()
+SERVER_PORT = free_port()
+API_PORT = free_port()
 os.environ.update(
     {
         "ETL_PROJECT_DIR": str(ROOT),
@@ -43,49 +32,21 @@ os.environ.update(
 for _var in ("ETL_DATABASE_URL", "ETL_API_URL", "ETL_API_TOKEN", "ETL_LIMITS_FILE"):
     os.environ.pop(_var, None)
 
-from common.server import LocalPrefectServer, use_api  # noqa: E402
+from common.prefect_api import use_api  # noqa: E402
 
 API_URL = use_api(f"http://127.0.0.1:{SERVER_PORT}/api")
-
-
-@dataclass
-class Stack:
-    """What an integration test can use: the server, the data folder, the demo API."""
-
-    api_url: str
-    server: LocalPrefectServer
-    data_dir: Path
-    demo_api_url: str
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(extra)
-        return env
-
-
-def script(name: str) -> str:
-    """A console script of this workspace's environment (``uv run <name>`` without uv)."""
-    path = Path(sys.executable).parent / name
-    assert path.exists(), f"console script {name} missing: run `uv sync`"
-    return str(path)
-
-
-def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [script(args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout,
-        env=env or dict(os.environ), cwd=ROOT, stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     from prefect.client.orchestration import get_client
 
-    from common.demo_api import DemoApiProcess
-    from common.limits_sync import sync
     from common.resources import API, get_registry
-    from common.seed import ensure_demo_database
     from common.settings import get_settings
+    from demo_systems.partner_api import DemoApiProcess
+    from demo_systems.shop import ensure_demo_database
+    from local_server.prefect_server import LocalPrefectServer
+    from slot_tools.limits_sync import sync
 
     settings = get_settings()
     server = LocalPrefectServer(home=SESSION_DIR / "prefect", port=SERVER_PORT)
@@ -108,6 +69,12 @@ def stack() -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
+def demo_api_port() -> int:
+    """The port of the session's demo partner API."""
+    return API_PORT
+
+
+@pytest.fixture(scope="session")
 def prefect_client(stack: Stack):  # type: ignore[no-untyped-def]
     from prefect.client.orchestration import get_client
 
@@ -115,20 +82,10 @@ def prefect_client(stack: Stack):  # type: ignore[no-untyped-def]
         yield client
 
 
-def slot_usage(api_url: str, tag: str = "database") -> tuple[int, int]:
-    """(the counter of the limit on ``tag``, its live lease holders): (0, 0) means all free."""
+@pytest.fixture(scope="session")
+def rest(stack: Stack):  # type: ignore[no-untyped-def]
+    """The project's REST reader on the session server (what `slots` and history read)."""
     from common.prefect_rest import PrefectRest
 
-    with PrefectRest(api_url) as rest:
-        return rest.tag_usage(tag)
-
-
-def stop_with_ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> None:  # type: ignore[type-arg]
-    """Stop a serve process we started the way a user does (SIGINT), killing it by PID only
-    if it ignores that for ``timeout`` seconds."""
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with PrefectRest(stack.api_url) as reader:
+        yield reader

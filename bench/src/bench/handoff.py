@@ -11,7 +11,7 @@ with limit L. From the server's own task-run records it computes:
 
 The same run measures the baseline, a local thread pool of L in one flow (no sharing).
 SCHEDULING BENCHMARK ONLY: the task bodies sleep (see ``bench.worker``). The server is
-started exactly as serve-all starts it (``common.server.LocalPrefectServer``), unless
+started exactly as serve-all starts it (``local_server.prefect_server.LocalPrefectServer``), unless
 ``--api-url`` names one; ``--server-env KEY=VALUE`` tries a server setting.
 """
 
@@ -35,8 +35,10 @@ from typing import Any
 
 import typer
 
-from common.demo_api import free_port
-from common.server import LocalPrefectServer, prefect_settings, use_api
+from common.prefect_api import prefect_settings, use_api
+from common.prefect_rest import PrefectRest
+from local_server.prefect_server import LocalPrefectServer
+from local_server.processes import free_port
 
 app = typer.Typer(add_completion=False, help=__doc__, invoke_without_command=True)
 
@@ -96,20 +98,11 @@ def _flow_run_ids(procs: list[subprocess.Popen[str]], timeout: float) -> list[uu
 
 def _intervals(client: Any, flow_run_ids: list[uuid.UUID]) -> list[tuple[datetime, datetime, int]]:
     """(start, end, which flow) per finished task run of the given flow runs."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from slot_tools.history import wait_until_recorded
 
-    from common.history import wait_until_recorded
-
-    wait_until_recorded(client, flow_run_ids, timeout=30)
-    runs = []
-    offset = 0
-    while True:
-        page = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)),
-                                     limit=200, offset=offset)
-        runs.extend(page)
-        if len(page) < 200:
-            break
-        offset += 200
+    with PrefectRest(str(client.api_url)) as rest:
+        wait_until_recorded(rest, flow_run_ids, timeout=30)
+        runs = rest.task_runs_of(flow_run_ids)
     index = {run_id: i for i, run_id in enumerate(flow_run_ids)}
     return [(r.start_time, r.end_time, index[r.flow_run_id]) for r in runs if r.start_time and r.end_time]
 
@@ -207,7 +200,7 @@ def run(
     with _server(api_url, server_db, extra) as api_url, prefect_settings(api_url):
         from prefect.client.orchestration import get_client
 
-        from common.server import server_env as serve_all_env
+        from local_server.prefect_server import server_env as serve_all_env
 
         config = {
             "server_db": "given" if given else server_db,
@@ -261,7 +254,7 @@ def slots_time(task_runs: int = typer.Option(10_000, help="Task runs to put in t
         from prefect.client.orchestration import get_client
 
         from common.resources import get_registry
-        from common.slots import take_snapshot
+        from slot_tools.snapshot import take_snapshot
 
         subprocess.run([str(Path(sys.executable).parent / "limits"), "sync"], check=True, capture_output=True)
         with get_client(sync_client=True) as client:

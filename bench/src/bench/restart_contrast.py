@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common.demo_api import free_port
+from common.prefect_api import api_url_for
 from common.prefect_rest import PrefectRest
-from common.server import LocalPrefectServer, api_url_for
+from local_server.prefect_server import LocalPrefectServer
+from local_server.processes import free_port
 
 STORAGES = {
     "filesystem (serve-all)": "prefect.server.concurrency.lease_storage.filesystem",

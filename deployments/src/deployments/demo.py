@@ -15,11 +15,10 @@ from uuid import UUID
 
 from rich.console import Console
 
-from common.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
 from common.logs import get_logger
-from common.prefect_rest import FINAL_STATES
+from common.prefect_rest import FINAL_STATES, PrefectRest
 from common.resources import Registry
-from common.server import default_api_url
+from slot_tools.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
 
 log = get_logger("demo")
 
@@ -54,15 +53,16 @@ def wait_for_flow_run_processes(timeout: float = 60.0) -> bool:
     return True
 
 
-def run_demo(names: list[str], registry: Registry, timeout: float = 600.0) -> bool:
+def run_demo(names: list[str], registry: Registry, api_url: str, timeout: float = 600.0) -> bool:
     """Trigger, watch, prove; True when every run completed and no limit was exceeded."""
     from prefect.client.orchestration import get_client
 
-    from common.slots import render, take_snapshot
+    from slot_tools.render import render
+    from slot_tools.snapshot import take_snapshot
 
     console = Console()
     deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
+    with get_client(sync_client=True) as client, PrefectRest(api_url) as rest:
         deployments = {}
         while len(deployments) < len(names):
             for name in names:
@@ -85,7 +85,7 @@ def run_demo(names: list[str], registry: Registry, timeout: float = 600.0) -> bo
             if all(s in FINAL_STATES for s in states.values()):
                 break
             if time.monotonic() - last_print >= 3.0:
-                console.print(render(take_snapshot(registry, default_api_url())))
+                console.print(render(take_snapshot(registry, api_url)))
                 last_print = time.monotonic()
             time.sleep(0.5)
         ok = all(s == "COMPLETED" for s in states.values())
@@ -95,9 +95,9 @@ def run_demo(names: list[str], registry: Registry, timeout: float = 600.0) -> bo
             took = f" in {(run.end_time - run.start_time).total_seconds():.1f} s" if run.start_time and run.end_time else ""
             finished.append(f"{name} {states[name]}{took}")
         console.print(f"[bold]demo:[/bold] runs finished: {', '.join(finished)}")
-        wait_until_recorded(client, list(runs.values()))
+        wait_until_recorded(rest, list(runs.values()))
         for tag, slots in registry.tag_limits().items():
-            intervals = read_intervals(client, [tag], flow_run_ids=list(runs.values()))
+            intervals = read_intervals(rest, [tag], flow_run_ids=list(runs.values()))
             peak, at = peak_concurrency(intervals)
             both = shared_moments(intervals)
             verdict = "held" if peak <= slots else "EXCEEDED"

@@ -17,11 +17,9 @@ import threading
 
 import typer
 
-from common.entry import require_limits, user_errors
-from common.logs import configure_logging
-from common.resources import Registry, get_registry
-from common.server import DEFAULT_PORT, LocalPrefectServer, check_reachable, use_api
-from common.settings import Settings, export_to_env, get_settings
+from common.errors import user_errors
+from common.prefect_api import DEFAULT_PORT
+from deployments.startup import install_stop_signals, started
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -36,32 +34,17 @@ def banner(ui_url: str, names: list[str]) -> str:
     )
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def serve_packages(ui_url: str, packages: tuple[str, ...] | None = None) -> None:
+    """Serve the deployments of ``packages`` (default: every flow package) in one
+    ``prefect.serve`` call, after printing what to type next."""
+    from prefect import serve
 
+    from deployments.registry import FLOW_PACKAGES, build_deployments, deployment_names
 
-def install_stop_signals() -> None:
-    """Ctrl-C works even when a script started us with SIGINT ignored; until the runner
-    installs its own handler, SIGTERM unwinds like Ctrl-C so ``finally`` stops what we started."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-
-
-def prepare_limits(registry: Registry, settings: Settings, no_sync: bool) -> None:
-    """Make the server's limits match the file (unless ``no_sync``), then fail closed: a tag
-    with no active limit would run unlimited. Call after ``use_api``."""
-    from prefect.client.orchestration import get_client
-
-    from common.limits_sync import sync
-
-    if not no_sync:
-        with get_client(sync_client=True) as client:
-            for change in sync(client, registry):
-                if change.changes_server:
-                    print(f"limits: {change.describe()}")
-    require_limits(registry)
-    print("limits match " + str(settings.limits_file) + ": "
-          + ", ".join(f"{t}={n}" for t, n in registry.tag_limits().items()))
+    packages = packages or FLOW_PACKAGES
+    deployments = build_deployments(packages)
+    print(banner(ui_url, deployment_names(packages)))
+    serve(*deployments, limit=None)
 
 
 @app.command()
@@ -73,60 +56,23 @@ def serve_all(
     server_db: str = typer.Option("postgres", "--server-db", help="Database of the local Prefect server: postgres (embedded, fast slot hand-off) or sqlite."),
 ) -> None:
     """Serve the ingest and reports deployments side by side on one Prefect server."""
-    configure_logging()
     install_stop_signals()
-    server: LocalPrefectServer | None = None
     outcome: dict[str, bool] = {}
-    with user_errors():
-        settings = get_settings()
-        export_to_env(settings)
-        registry = get_registry()  # a bad limits file stops us before anything starts
-        if os.environ.get("PREFECT_API_URL"):
-            api_url = use_api()
-            check_reachable(api_url)
-            ui_url = api_url.removesuffix("/api")
-            print(f"using the Prefect server at {api_url}")
-        else:
-            local = LocalPrefectServer(home=settings.prefect_home, port=port, backend=server_db)
-            if local.start():
-                server = local
-                print(f"starting a local Prefect server on {local.ui_url} (log: {local.log_path}) ...")
-                print(f"Prefect server healthy after {local.wait_healthy():.1f} s")
-            else:
-                print(f"using the Prefect server already running on {local.ui_url}")
-            api_url = use_api(local.api_url)
-            ui_url = api_url.removesuffix("/api")
-    try:
-        with user_errors():
-            from prefect import serve
+    with started("serve-all", "local", sync=not no_sync, port=port, server_db=server_db) as up, user_errors():
+        if demo:
+            from deployments.demo import run_demo, wait_for_flow_run_processes
+            from deployments.registry import deployment_names
 
-            from common.demo_parts import demo_parts
-            from deployments.registry import build_deployments, deployment_names
+            def drive() -> None:
+                try:
+                    outcome["ok"] = run_demo(deployment_names(), up.registry, up.api_url)
+                finally:
+                    if once:
+                        wait_for_flow_run_processes()
+                        os.kill(os.getpid(), signal.SIGTERM)  # the runner's own graceful stop
 
-            prepare_limits(registry, settings, no_sync)
-            with demo_parts(settings, registry) as done:
-                for line in done:
-                    print(line)
-                deployments = build_deployments()
-                names = deployment_names()
-                print(banner(ui_url, names))
-                if demo:
-                    from deployments.demo import run_demo, wait_for_flow_run_processes
-
-                    def drive() -> None:
-                        try:
-                            outcome["ok"] = run_demo(names, registry)
-                        finally:
-                            if once:
-                                wait_for_flow_run_processes()
-                                os.kill(os.getpid(), signal.SIGTERM)  # the runner's own graceful stop
-
-                    threading.Thread(target=drive, name="serve-all-demo", daemon=True).start()
-                serve(*deployments, limit=None)
-    finally:
-        if server is not None:
-            print("stopping the local Prefect server ...")
-            server.stop()
+            threading.Thread(target=drive, name="serve-all-demo", daemon=True).start()
+        serve_packages(up.ui_url)
     if once and demo and not outcome.get("ok", False):
         raise SystemExit(1)
 

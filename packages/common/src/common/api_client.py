@@ -24,6 +24,8 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
+from common.errors import UserError
+
 if TYPE_CHECKING:
     from common.settings import Settings
 
@@ -33,7 +35,7 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 BACKOFF_STATUSES = frozenset({500, 502, 504})
 
 
-class PartnerApiError(RuntimeError):
+class PartnerApiError(UserError, RuntimeError):
     """The partner API call failed for good; the message says what to do about it."""
 
     def __init__(self, message: str, *, method: str, path: str, status: int | None, attempts: int) -> None:

@@ -24,10 +24,11 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from common.errors import UserError
 from common.settings import Settings
 
 
-class DatabaseUnavailableError(RuntimeError):
+class DatabaseUnavailableError(UserError, RuntimeError):
     """The shared database cannot be reached; the message is one line that says what to fix."""
 
 

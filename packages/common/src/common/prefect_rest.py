@@ -1,4 +1,5 @@
-"""A small read-only client for the few Prefect REST endpoints the slot inspector needs.
+"""A small read-only client for the few Prefect REST endpoints the limits check, the slot
+inspector and the history read; one pager for all of them.
 
 Why not Prefect's own client: importing Prefect takes 2-3 s, more than the whole answer
 should (`uv run slots` aims at well under a second). These are Prefect's public REST
@@ -60,18 +61,29 @@ class FlowRunRec:
     flow_id: UUID
     deployment_id: UUID | None
     state_type: str | None
+    end_time: datetime | None = None
+    state_timestamp: datetime | None = None
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When the run ended, or (a crashed run has no end time) when it was marked over."""
+        return self.end_time or self.state_timestamp
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "FlowRunRec":
-        return cls(UUID(d["id"]), d["name"], UUID(d["flow_id"]), _uuid(d.get("deployment_id")), d.get("state_type"))
+        return cls(UUID(d["id"]), d["name"], UUID(d["flow_id"]), _uuid(d.get("deployment_id")), d.get("state_type"),
+                   _dt(d.get("end_time")), _dt((d.get("state") or {}).get("timestamp")))
 
 
 @dataclass(frozen=True)
 class LimitRec:
+    """A global concurrency limit (a tag limit is named ``tag:<tag>``)."""
+
     name: str
     limit: int
     active: bool
     active_slots: int
+    slot_decay_per_second: float = 0.0
 
 
 class PrefectRest:
@@ -100,7 +112,7 @@ class PrefectRest:
                 return out
 
     def global_limits(self) -> list[LimitRec]:
-        return [LimitRec(g["name"], g["limit"], g["active"], g["active_slots"])
+        return [LimitRec(g["name"], g["limit"], g["active"], g["active_slots"], g.get("slot_decay_per_second") or 0.0)
                 for g in self._paged("v2/concurrency_limits/filter", {})]
 
     def tag_holders(self, tag: str) -> list[UUID]:
@@ -137,6 +149,23 @@ class PrefectRest:
             "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}},
             "task_runs": {"tags": {"all_": [tag]}, "state": {"type": {"any_": ["PENDING"]}}},
         }
+        return [TaskRunRec.from_json(d) for d in self._paged("task_runs/filter", body)]
+
+    def started_with_tag(
+        self, tag: str, since: datetime | None = None, flow_run_ids: list[UUID] | None = None
+    ) -> list[TaskRunRec]:
+        """Task runs carrying ``tag`` that have started (since ``since``; in ``flow_run_ids``)."""
+        start: dict[str, Any] = {"is_null_": False}
+        if since is not None:
+            start["after_"] = since.isoformat()
+        body: dict[str, Any] = {"task_runs": {"tags": {"all_": [tag]}, "start_time": start}}
+        if flow_run_ids:
+            body["flow_runs"] = {"id": {"any_": [str(i) for i in flow_run_ids]}}
+        return [TaskRunRec.from_json(d) for d in self._paged("task_runs/filter", body)]
+
+    def task_runs_of(self, flow_run_ids: list[UUID]) -> list[TaskRunRec]:
+        """Every task run of the flow runs."""
+        body = {"flow_runs": {"id": {"any_": [str(i) for i in flow_run_ids]}}}
         return [TaskRunRec.from_json(d) for d in self._paged("task_runs/filter", body)]
 
     def flow_runs_by_id(self, ids: list[UUID]) -> dict[UUID, FlowRunRec]:

@@ -15,6 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from common.errors import UserError
+
 DATABASE = "database"
 API = "api"
 
@@ -24,7 +26,7 @@ _KNOWN_KEYS = {
 }
 
 
-class LimitsFileError(ValueError):
+class LimitsFileError(UserError, ValueError):
     """The limits file is malformed; the message is one line naming file, entry and problem."""
 
 

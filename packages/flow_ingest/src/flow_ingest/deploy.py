@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flow_ingest import FLOW
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -13,7 +12,7 @@ DEPLOYMENT_NAME = "local"
 
 
 def deployment() -> "RunnerDeployment":
-    from common.deploy import served_deployment
+    from common import served_deployment
     from flow_ingest.flows import ingest
 
     return served_deployment(ingest, DEPLOYMENT_NAME)

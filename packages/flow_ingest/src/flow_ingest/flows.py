@@ -14,15 +14,23 @@ from prefect import allow_failure, flow
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
-from common.catalog import ENRICHED_TABLES, TABLES, check_table
-from common.entry import require_limits
-from common.lake import staging_dir, sweep_abandoned_staging
-from common.logs import configure_logging, get_logger
-from common.resources import get_registry
-from common.settings import get_settings
-from common.tasks import failed_upstream, failure_reason, settle
+from common import (
+    TABLES,
+    check_table,
+    configure_logging,
+    failed_calls,
+    get_logger,
+    get_registry,
+    get_settings,
+    name_failures,
+    require_limits,
+    settle,
+    staging_dir,
+    sweep_abandoned_staging,
+)
+from flow_ingest import FLOW
+from flow_ingest.catalog import ENRICHED_TABLES
 from flow_ingest.tasks import (
-    FLOW,
     REFERENCE_DATASETS,
     cleanup_staging,
     extract_table,
@@ -39,27 +47,16 @@ class IngestFailed(RuntimeError):
     """Some datasets failed; the others were published, the failed ones kept their last good data."""
 
 
-MAX_NAMED_CALLS = 3
-
-
 def failure_summary(
     datasets: list[str], total: int, calls: dict[str, PrefectFuture[Any]], causes: list[str],
     engine_errors: dict[Any, str] | None = None,
 ) -> str:
-    """One line: which datasets kept their last good data, and which calls failed and why.
-
-    Only root causes are named (a load that never ran because its extract failed is not
-    one), at most ``MAX_NAMED_CALLS`` of them, so the line stays readable.
-    """
-    failed = [
-        f"{label}: {reason}"
-        for label, future in calls.items()
-        if not failed_upstream(future) and (reason := failure_reason(future, engine_errors))
-    ]
+    """One line: which datasets kept their last good data, and which calls failed and why
+    (root causes only, at most a few of them, so the line stays readable)."""
+    failed = failed_calls(calls, engine_errors)
     text = f"{len(datasets)} of {total} datasets failed, last good data kept ({', '.join(sorted(datasets))})"
     if failed:
-        more = f" (and {len(failed) - MAX_NAMED_CALLS} more)" if len(failed) > MAX_NAMED_CALLS else ""
-        text += "; failed calls: " + "; ".join(failed[:MAX_NAMED_CALLS]) + more
+        text += "; failed calls: " + name_failures(failed)
     return "; ".join([text, *causes])
 
 
@@ -78,7 +75,7 @@ def ingest(tables: list[str] | None = None) -> dict[str, Any]:
     calls: dict[str, PrefectFuture[Any]] = {f"extract-table {t}": f for t, f in extracts.items()}
     causes: list[str] = []  # failures that are no task run's (the partner lacks a dataset)
 
-    engine_errors: dict[Any, str] = {}  # task runs whose engine raised (see common.tasks.settle)
+    engine_errors: dict[Any, str] = {}  # task runs whose engine raised (see common.outcomes.settle)
     needs_reference = any(t in ENRICHED_TABLES for t in selected)
     reference: dict[str, PrefectFuture[Any]] = {}
     if needs_reference:

@@ -1,5 +1,5 @@
 """Ingest's tasks. Every task that touches the shared database or the partner API comes
-from a factory in ``common.tasks``: the tag, retries and timeout are not this flow's choice."""
+from a factory in ``common.factories``: the tag, retries and timeout are not this flow's choice."""
 
 from __future__ import annotations
 
@@ -10,13 +10,21 @@ from typing import Any
 
 import duckdb
 
-from common.catalog import ENRICHED_TABLES, extract_query
-from common.lake import copy_query_to_parquet, dataset_path, parquet_rows, publish, remove_staging
-from common.logs import get_logger
-from common.settings import get_settings
-from common.tasks import api_task, database_task, local_task
-
+from common import (
+    api_task,
+    copy_query_to_parquet,
+    database_task,
+    dataset_path,
+    get_logger,
+    get_settings,
+    local_task,
+    parquet_rows,
+    publish,
+    remove_staging,
+)
 from flow_ingest import FLOW
+from flow_ingest.catalog import ENRICHED_TABLES, enrich_query, extract_query
+
 REFERENCE_DATASETS = ("fx_rates", "countries")
 log = get_logger(FLOW)
 
@@ -75,24 +83,6 @@ def stage_reference(dataset: str, pages: list[list[dict[str, Any]]], staging: st
     return StagedFile(f"ref_{dataset}", str(target), len(rows))
 
 
-_ENRICH_SQL = {
-    # amount in EUR at the day's rate, plus the country's region and VAT rate
-    "orders": """
-        SELECT o.*,
-               round(o.total_amount * fx.rate_to_eur, 2) AS total_amount_eur,
-               c.region, c.vat_rate
-        FROM read_parquet($staged) o
-        LEFT JOIN read_parquet($fx) fx
-               ON fx.currency = o.currency AND CAST(fx.day AS DATE) = CAST(o.order_ts AS DATE)
-        LEFT JOIN read_parquet($countries) c ON c.code = o.country_code
-    """,
-    "payments": """
-        SELECT p.*, round(p.amount * fx.rate_to_eur, 2) AS amount_eur
-        FROM read_parquet($staged) p
-        LEFT JOIN read_parquet($fx) fx
-               ON fx.currency = p.currency AND CAST(fx.day AS DATE) = CAST(p.paid_ts AS DATE)
-    """,
-}
 _UNMATCHED_COLUMN = {"orders": "total_amount_eur", "payments": "amount_eur"}
 
 
@@ -116,7 +106,7 @@ def load_dataset(staged: StagedFile, reference: dict[str, StagedFile] | None = N
         "fx": reference["ref_fx_rates"].path,
         "countries": reference["ref_countries"].path,
     }
-    sql = _ENRICH_SQL[staged.dataset]
+    sql = enrich_query(staged.dataset)
     used = {k: v for k, v in params.items() if f"${k}" in sql}
     with duckdb.connect() as con:
         con.sql(sql, params=used).write_parquet(str(enriched), compression="zstd")

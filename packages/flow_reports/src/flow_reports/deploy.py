@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flow_reports import FLOW
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -13,7 +12,7 @@ DEPLOYMENT_NAME = "local"
 
 
 def deployment() -> "RunnerDeployment":
-    from common.deploy import served_deployment
+    from common import served_deployment
     from flow_reports.flows import reports
 
     return served_deployment(reports, DEPLOYMENT_NAME)

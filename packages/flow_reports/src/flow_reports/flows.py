@@ -17,15 +17,21 @@ from prefect import flow
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
-from common.catalog import REPORTS
-from common.entry import require_limits
-from common.lake import sweep_abandoned_staging
-from common.logs import configure_logging, get_logger
-from common.resources import get_registry
-from common.settings import get_settings
-from common.tasks import failed_upstream, failure_reason, settle
+from common import (
+    configure_logging,
+    failed_calls,
+    failure_reason,
+    get_logger,
+    get_registry,
+    get_settings,
+    name_failures,
+    require_limits,
+    settle,
+    sweep_abandoned_staging,
+)
+from flow_reports import FLOW
+from flow_reports.catalog import REPORTS, check_reports
 from flow_reports.tasks import (
-    FLOW,
     cleanup_reports_staging,
     promote_reports,
     publish_report,
@@ -42,29 +48,19 @@ class ReportsFailed(RuntimeError):
     """Some reports failed; no report file was replaced."""
 
 
-MAX_NAMED_CALLS = 3  # the failure message stays one readable line
-
-
 def _failure(steps: dict[str, PrefectFuture[Any]], engine_errors: dict[Any, str]) -> str | None:
     """The first step of one report that failed, named, with why (one line); None if all completed."""
-    for label, future in steps.items():
-        if not failed_upstream(future) and (reason := failure_reason(future, engine_errors)):
-            return f"{label}: {reason}"
+    root = failed_calls(steps, engine_errors)
+    if root:
+        return root[0]
     return next((f"{label}: {r}" for label, f in steps.items() if (r := failure_reason(f, engine_errors))), None)
-
-
-def _check_names(names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in REPORTS]
-    if unknown:
-        raise ValueError(f"unknown report {unknown[0]!r}: choose from {', '.join(REPORTS)}")
-    return names
 
 
 @flow(name=FLOW)
 def reports(names: list[str] | None = None) -> dict[str, Any]:
     """Run ``names`` (default: every report); returns rows per report and what was skipped."""
     configure_logging()  # a served run is its own process: this is its entry point
-    selected = _check_names(names or list(REPORTS))
+    selected = check_reports(names or list(REPORTS))
     require_limits(get_registry())
     settings = get_settings()
     skipped = {}
@@ -101,11 +97,9 @@ def reports(names: list[str] | None = None) -> dict[str, Any]:
 
     if failures:
         named = sorted(failures.items())
-        detail = "; ".join(f"{n} {r}" for n, r in named[:MAX_NAMED_CALLS])
-        more = f" (and {len(named) - MAX_NAMED_CALLS} more)" if len(named) > MAX_NAMED_CALLS else ""
         raise ReportsFailed(
             f"{len(failures)} of {len(runnable)} reports failed, last good reports kept "
-            f"({', '.join(n for n, _ in named)}); failed calls: {detail}{more}"
+            f"({', '.join(n for n, _ in named)}); failed calls: {name_failures([f'{n} {r}' for n, r in named])}"
         )
     rows = {n: len(queries[n].result().rows) for n in runnable}
     log.info(f"reports published {len(rows)}, skipped {len(skipped)}", reports=len(rows))

@@ -12,14 +12,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from common.catalog import REPORTS, report_query
-from common.db import backend_name, is_duckdb
-from common.lake import dataset_path
-from common.logs import get_logger
-from common.settings import Settings, get_settings
-from common.tasks import api_task, database_task, local_task
-
+from common import (
+    Settings,
+    api_task,
+    backend_name,
+    database_task,
+    dataset_path,
+    get_logger,
+    get_settings,
+    is_duckdb,
+    local_task,
+)
 from flow_reports import FLOW
+from flow_reports.catalog import REPORTS, report_query
+
 log = get_logger(FLOW)
 
 

@@ -1,0 +1,211 @@
+"""Tagged task factories: the only way flows get tasks that touch a shared resource.
+
+A factory turns a plain function into a Prefect task that
+
+* carries the resource's tag (and the flow's cap tag, when the limits file caps that flow),
+  so the server-side limit ``tag:<resource>`` bounds it across every flow and process;
+* takes retries (with exponential backoff) and its timeout from the resource registry (the
+  timeout bounds the resource session itself: Prefect cannot interrupt a blocking call in a
+  worker thread), and retries only what a second try may fix (see :func:`is_permanent`);
+* opens the resource itself (one database connection, or one partner-API client) and
+  passes it as the function's first argument, closing it when the task ends;
+* logs, at INFO, how long the task run waited for its slot (Prefect only logs that at DEBUG);
+* when the resource has a ``rate_per_second``, takes one slot of the Prefect rate limit
+  ``rate:<resource>`` right before opening the resource, so uses start at most at that rate
+  across every flow (the slot decays on the server; nothing to release).
+
+Both flows build their resource tasks here, so they contend for the same limits by construction.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timezone
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import structlog
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import rate_limit
+from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
+
+from common.logs import get_logger
+from common.resources import API, DATABASE, Resource, get_registry
+from common.settings import get_settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+H = TypeVar("H")
+
+log = get_logger("tasks")
+
+
+def slot_wait_seconds(ctx: TaskRunContext | None) -> float | None:
+    """Seconds between the task run entering Pending and Running: the wait for its slots.
+
+    The engine acquires every tag limit before it proposes Running, so this is the time the
+    run spent polling the server for free slots (plus a few milliseconds of bookkeeping).
+    """
+    if ctx is None or ctx.task_run is None:
+        return None
+    pending_at = ctx.task_run.expected_start_time
+    running_at = ctx.task_run.start_time or datetime.now(timezone.utc)
+    if pending_at is None:
+        return None
+    return max(0.0, (running_at - pending_at).total_seconds())
+
+
+def _bind_and_log_wait(resource: Resource) -> dict[str, Any]:
+    ctx = TaskRunContext.get()
+    ids: dict[str, Any] = {}
+    if ctx is not None and ctx.task_run is not None:
+        ids = {
+            "flow_run_id": str(ctx.task_run.flow_run_id),
+            "task_run_id": str(ctx.task_run.id),
+            "task_run": ctx.task_run.name,
+        }
+        if ctx.task_run.run_count <= 1:
+            waited = slot_wait_seconds(ctx)
+            upstream = any(
+                getattr(i, "input_type", None) == "task_run"
+                for inputs in (ctx.task_run.task_inputs or {}).values()
+                for i in inputs
+            )
+            what = f"upstream results and a '{resource.tag}' slot" if upstream else f"a '{resource.tag}' slot"
+            if waited is not None:
+                log.info(
+                    f"{ctx.task_run.name}: waited {waited:.2f} s for {what}",
+                    tag=resource.tag,
+                    slot_wait_s=round(waited, 3),
+                    **ids,
+                )
+    return ids
+
+
+def _take_rate_slot(resource: Resource) -> None:
+    """Block until the resource's rate limit admits one more use; strict, so a rate declared
+    in the file but missing on the server fails the task instead of running unpaced."""
+    if resource.rate_limit_name is not None:
+        rate_limit(resource.rate_limit_name, occupy=1, strict=True)
+
+
+# A client error from the partner that a retry cannot fix (408 and 429 are worth a retry).
+_RETRYABLE_4XX = frozenset({408, 429})
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for a failure that would repeat on every retry: bad SQL or a value the database
+    refuses, a partner answer that is a client error or not JSON, bad input to our own code.
+    Connection drops, timeouts, 429/5xx and anything unknown stay worth retrying."""
+    from sqlalchemy.exc import DataError, ProgrammingError
+
+    from common.api_client import PartnerApiError
+
+    if isinstance(exc, PartnerApiError):
+        return exc.status is not None and exc.status < 500 and exc.status not in _RETRYABLE_4XX
+    return isinstance(exc, (ProgrammingError, DataError, ValueError, TypeError, KeyError))
+
+
+def _worth_retrying(task: Task[Any, Any], task_run: Any, state: Any) -> bool:
+    """Prefect's ``retry_condition_fn``: skip the retries (and their back-off) for a
+    permanent failure, so the run fails now with the real reason."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - classifying the task's own failure
+        if is_permanent(exc):
+            log.info(f"not retrying {task_run.name}: {type(exc).__name__} will not pass on a retry")
+            return False
+    return True
+
+
+def resource_task(
+    resource_name: str,
+    open_handle: Callable[[Resource], AbstractContextManager[H]],
+    *,
+    name: str,
+    flow: str | None = None,
+    **task_options: Any,
+) -> Callable[[Callable[Concatenate[H, P], R]], Task[P, R]]:
+    """Decorator factory: a Prefect task bound to one shared resource.
+
+    ``open_handle`` opens the resource for one task run (a connection, a client); the
+    decorated function receives it as its first argument and never sees the tag.
+    """
+    resource = get_registry()[resource_name]
+
+    def decorate(fn: Callable[Concatenate[H, P], R]) -> Task[P, R]:
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            ids = _bind_and_log_wait(resource)
+            with structlog.contextvars.bound_contextvars(**ids):
+                _take_rate_slot(resource)
+                with open_handle(resource) as handle:
+                    return fn(handle, *args, **kwargs)
+
+        # Prefect reads the parameters from the signature: hide the injected handle.
+        signature = inspect.signature(fn)
+        run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=list(signature.parameters.values())[1:]
+        )
+        options: dict[str, Any] = {
+            "name": name,
+            "tags": resource.tags_for(flow),
+            "retries": resource.retries,
+            "retry_delay_seconds": exponential_backoff(backoff_factor=resource.retry_delay_seconds)
+            if resource.retries
+            else 0,
+            "retry_condition_fn": _worth_retrying,
+            "cache_policy": NO_CACHE,
+            "persist_result": False,
+        }
+        options.update(task_options)
+        return task(**options)(run)
+
+    return decorate
+
+
+@contextmanager
+def _database_connection(resource: Resource) -> Iterator[Any]:
+    from common.db import connect
+
+    with connect(get_settings(), timeout_seconds=resource.timeout_seconds) as connection:
+        yield connection
+
+
+@contextmanager
+def _partner_api(resource: Resource) -> Iterator[Any]:
+    from common.api_client import PartnerApi
+
+    settings = get_settings()
+    timeout = resource.timeout_seconds or settings.api_timeout_seconds
+    # Name the setting that actually applies, so a timeout error says what to raise.
+    where = (f"timeout_seconds of [resources.{resource.name}] in {settings.limits_file}"
+             if resource.timeout_seconds else "ETL_API_TIMEOUT_SECONDS")
+    with PartnerApi(settings.effective_api_url, token=settings.api_token, timeout=timeout,
+                    timeout_setting=where) as client:
+        yield client
+
+
+def database_task(
+    *, name: str, flow: str | None = None, **task_options: Any
+) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]:
+    """A task holding one ``database`` slot and one connection (``sqlalchemy.Connection``)."""
+    return resource_task(DATABASE, _database_connection, name=name, flow=flow, **task_options)
+
+
+def api_task(
+    *, name: str, flow: str | None = None, **task_options: Any
+) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]:
+    """A task holding one ``api`` slot and one partner-API client (``PartnerApi``)."""
+    return resource_task(API, _partner_api, name=name, flow=flow, **task_options)
+
+
+def local_task(*, name: str, **task_options: Any) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A task that touches no shared resource (lake files, cleanup): no tag, no slot."""
+    options: dict[str, Any] = {"name": name, "cache_policy": NO_CACHE, "persist_result": False}
+    options.update(task_options)
+    return task(**options)

@@ -1,0 +1,6 @@
+"""The local stack: a Prefect server on an embedded PostgreSQL, its reaper, child processes.
+
+:mod:`local_server.prefect_server` starts the server serve-all and the tests use;
+:mod:`local_server.postgres` the embedded PostgreSQL; :mod:`local_server.reaper` stops both
+if their owner is killed; :mod:`local_server.processes` is the one child-process lifecycle.
+"""

@@ -1,0 +1,138 @@
+"""The local Prefect server serve-all starts: one ``prefect server start`` child on 127.0.0.1.
+
+Its store is an embedded PostgreSQL (:mod:`local_server.postgres`) unless SQLite is asked
+for; its settings are made here and only here (:func:`server_env`), so serve-all, the tests
+and the benchmark run exactly the same configuration. A reaper (:mod:`local_server.reaper`)
+beside it stops it if the process that started it is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.prefect_api import DEFAULT_HOST, DEFAULT_PORT, ServerUnavailableError, api_url_for, probe
+from local_server.postgres import EmbeddedPostgres
+from local_server.processes import Child, ChildFailed
+
+LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
+SLOT_WAIT_SETTING = "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"
+SLOT_WAIT_SECONDS = "0.25"
+
+
+def server_env(home: Path) -> dict[str, str]:
+    """The settings of the local Prefect server (see DESIGN.md, facts 3, 5 and 12)."""
+    return {
+        "PREFECT_HOME": str(home),
+        # No telemetry: the machine has no internet and nothing may download at run time.
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+        # Leases survive a server restart (in-memory leases leak held slots for good).
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
+        # Waiting tasks poll; cap the Retry-After the server hands them so a freed slot is
+        # taken within a fraction of a second instead of up to 30 s. 0.25 s: the measured
+        # balance between hand-off and the polling load on 2 cores (bench/RESULTS.md);
+        # exporting the Prefect setting overrides it.
+        SLOT_WAIT_SETTING: os.environ.get(SLOT_WAIT_SETTING, SLOT_WAIT_SECONDS),
+        # Expired leases (a killed holder) are freed within 5 s of expiring, not 15 s.
+        "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "5",
+    }
+
+
+@dataclass
+class LocalPrefectServer:
+    """A ``prefect server start`` child process bound to 127.0.0.1, tracked by PID."""
+
+    home: Path
+    port: int = DEFAULT_PORT
+    host: str = DEFAULT_HOST
+    backend: str = "postgres"  # or "sqlite" (Prefect's default; slow hand-off under load)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    postgres: EmbeddedPostgres | None = None
+    _api: Child | None = field(default=None, repr=False)
+    _reaper: Child | None = field(default=None, repr=False)
+
+    @property
+    def api_url(self) -> str:
+        return api_url_for(self.host, self.port)
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process (the leader of its own process group)."""
+        return self._api.pid if self._api is not None else None
+
+    def start(self) -> bool:
+        """Start the server; False if a Prefect server already answers on the port (reused)."""
+        state = probe(self.api_url)
+        if state == "prefect":
+            return False
+        if state == "other":
+            raise ServerUnavailableError(
+                f"port {self.port} on {self.host} is taken by something that is not a Prefect "
+                "server: stop it, or point PREFECT_API_URL at your Prefect server"
+            )
+        if self.backend not in ("postgres", "sqlite"):
+            raise ServerUnavailableError(f"unknown Prefect server backend {self.backend!r}: use postgres or sqlite")
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(server_env(self.home))
+        if self.backend == "postgres":
+            self.postgres = EmbeddedPostgres(self.home / "pgdata")
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.postgres.start()
+        env.update(self.extra_env)
+        self._api = Child(
+            "the Prefect server",
+            [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)],
+            env=env, log_path=self.log_path, own_group=True,
+        )
+        self._api.start()
+        # If this process dies without stopping the server (SIGKILL), the reaper does.
+        assert self._api.pid is not None
+        self._reaper = Child(
+            "the reaper",
+            [sys.executable, "-m", "local_server.reaper", "--parent", str(os.getpid()), "--group", str(self._api.pid),
+             *(["--pgdata", str(self.postgres.pgdata)] if self.postgres is not None else [])],
+            quiet=True,
+        )
+        self._reaper.start()
+        return True
+
+    def wait_healthy(self, timeout: float = 60.0) -> float:
+        """Block until the API answers; seconds waited. Clear error if it dies or times out."""
+        assert self._api is not None, "start() first"
+        try:
+            return self._api.wait_healthy(lambda: probe(self.api_url, timeout=1.0) == "prefect", timeout)
+        except ChildFailed as exc:
+            self.stop()
+            raise ServerUnavailableError(f"{exc}; see {self.log_path}") from None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server we started (its process group), then its PostgreSQL."""
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            reaper.stop()  # we stop the server ourselves
+        try:
+            if self._api is not None:
+                self._api.stop(timeout)
+        finally:
+            if self.postgres is not None:
+                self.postgres.stop()
+                self.postgres = None
+
+    def __enter__(self) -> "LocalPrefectServer":
+        if self.start():
+            self.wait_healthy()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,80 @@
+"""``uv run slots repair``: free slots that no live task run holds, and nothing else.
+
+Two kinds of leak (DESIGN.md facts 4-6):
+
+* the counter is above the number of live leases (the leases are gone, e.g. after a server
+  restart with in-memory lease storage): decrement the counter by the difference. Revoking
+  leases alone would not fix it.
+* leases held by task runs that are over, or whose flow run is over (a crashed process): they
+  would free themselves when the lease expires (about 75 s). Repair revokes them now, but
+  only when every holder of that limit is dead; otherwise revoking would also drop the live
+  holders' leases, so it says so and leaves them to expire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from slot_tools.model import Snapshot
+from slot_tools.rules import findings
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+
+@dataclass(frozen=True)
+class RepairAction:
+    tag: str
+    kind: str  # "decrement" | "revoke" | "wait"
+    slots: int
+    reason: str
+    held_seconds: float = 0.01  # reported to the server as the slots' occupancy (must be > 0)
+
+    def describe(self) -> str:
+        verb = {"decrement": "free", "revoke": "revoke leases and free", "wait": "leave"}[self.kind]
+        return f"tag:{self.tag}: {verb} {self.slots} slot(s): {self.reason}"
+
+
+def plan_repair(snapshot: Snapshot) -> list[RepairAction]:
+    """The rulebook's leak findings, mapped to what repair does about each limit."""
+    actions: list[RepairAction] = []
+    found = [f for f in findings(snapshot) if f.leak]
+    for view in snapshot.limits:
+        mine = [f for f in found if f.tag == view.tag]
+        for f in mine:
+            if f.kind == "counter-above-holders":
+                actions.append(RepairAction(view.tag, "decrement", f.slots,
+                                            f"counter says {view.used} taken, {len(view.holders)} live leases"))
+        dead = [f for f in mine if f.kind != "counter-above-holders"]
+        if not dead:
+            continue
+        if len(dead) == len(view.holders):
+            held = [h.seconds for h in view.holders if h.seconds]
+            actions.append(RepairAction(view.tag, "revoke", len(dead), "held by task runs that are over",
+                                        max(0.01, sum(held) / len(held)) if held else 0.01))
+        else:
+            actions.append(RepairAction(
+                view.tag, "wait", len(dead),
+                f"held by task runs that are over, beside {len(view.holders) - len(dead)} live holder(s); "
+                "they free themselves when their leases expire (about 75 s)",
+            ))
+    return actions
+
+
+def apply_repair(client: "SyncPrefectClient", actions: list[RepairAction]) -> list[RepairAction]:
+    """Apply the plan; returns the actions that changed the server."""
+    done = []
+    for action in actions:
+        name = f"tag:{action.tag}"
+        if action.kind == "revoke":
+            # Revokes every lease of the limit (all of them are dead), then fixes the counter,
+            # which revoking alone leaves as it was (fact 6).
+            client.reset_concurrency_limit_by_tag(action.tag)
+            client.release_concurrency_slots(names=[name], slots=action.slots, occupancy_seconds=action.held_seconds)
+        elif action.kind == "decrement":
+            client.release_concurrency_slots(names=[name], slots=action.slots, occupancy_seconds=action.held_seconds)
+        else:
+            continue
+        done.append(action)
+    return done

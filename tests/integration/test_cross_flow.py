@@ -1,0 +1,105 @@
+"""The mission, end to end: both deployments served by serve-all, run at the same time in
+separate processes, sharing the server-side ``database`` and ``api`` limits.
+
+Everything asserted here comes from the server's own task-run records, the lake on disk,
+the demo database and the demo API's counters.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime, timezone
+
+import duckdb
+import httpx
+import pytest
+
+from support import ROOT, Stack, script
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def demo_run(stack: Stack, prefect_client):  # type: ignore[no-untyped-def]
+    """One `serve-all --demo --once` against the session server: both flows at once."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterStartTime
+
+    httpx.post(f"{stack.demo_api_url}/stats/reset", timeout=5).raise_for_status()
+    started = datetime.now(timezone.utc)
+    proc = subprocess.run(
+        [script("serve-all"), "--demo", "--once"], capture_output=True, text=True, timeout=420,
+        cwd=ROOT, stdin=subprocess.DEVNULL, env=stack.env(),
+    )
+    output = proc.stdout + proc.stderr
+    runs = prefect_client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=started)),
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["local"])),
+    )
+    stats = httpx.get(f"{stack.demo_api_url}/stats", timeout=5).json()
+    return proc.returncode, output, runs, stats
+
+
+def test_serve_all_demo_completes_both_flows(demo_run) -> None:  # type: ignore[no-untyped-def]
+    code, output, runs, _ = demo_run
+    assert code == 0, output[-4000:]
+    by_flow = {}
+    for run in runs:
+        by_flow.setdefault(run.state_type.value, []).append(run.name)
+    assert len(runs) == 2, output[-2000:]
+    assert all(r.state_type.value == "COMPLETED" for r in runs), by_flow
+    assert "serving" not in output or "ingest/local" in output
+
+
+@pytest.mark.parametrize("tag", ["database", "api"])
+def test_limit_held_saturated_and_shared_across_flows(demo_run, prefect_client, rest, tag: str) -> None:  # type: ignore[no-untyped-def]
+    from slot_tools.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
+    from common.resources import get_registry
+
+    _, output, runs, _ = demo_run
+    ids = [r.id for r in runs]
+    assert wait_until_recorded(rest, ids)
+    intervals = read_intervals(rest, [tag], flow_run_ids=ids)
+    limit = get_registry()[tag].slots
+    flows = {iv.flow for iv in intervals}
+    assert flows == {"ingest", "reports"}, f"{tag} used by {flows}"
+    peak, _ = peak_concurrency(intervals)
+    assert peak <= limit, f"{tag}: {peak} task runs held slots at once, limit {limit}"
+    if tag == "database":
+        # 20 extracts of seconds each against 3 slots: the limit is always the bottleneck,
+        # and both flows hold database slots for most of their runs.
+        assert peak == limit, f"{tag}: peak {peak} never reached the limit {limit}: the run was not saturated"
+        assert shared_moments(intervals) > 0, f"{tag}: the two flows never held slots at the same time"
+    else:
+        # Not asserted saturated: Prefect acquires one tag's slots one request at a time per
+        # process, so 10 api slots fill only if 10 round trips to the server beat the first
+        # call's end: it did here (peak 10), not on a loaded CI machine (peak 5). Measured in
+        # bench/RESULTS.md.
+        # Whether ingest's reference calls and reports' publishes overlap is timing too.
+        assert peak > 1, f"{tag}: calls never overlapped (peak {peak})"
+
+
+def test_demo_api_saw_no_429(demo_run) -> None:  # type: ignore[no-untyped-def]
+    _, output, _, stats = demo_run
+    assert stats["requests"] > 0
+    assert stats["rejected_429"] == 0, stats
+    assert stats["max_in_flight"] <= stats["capacity"]
+
+
+def test_lake_matches_the_database(demo_run, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    from common.catalog import TABLES
+    from common.lake import dataset_path, parquet_rows
+    from common.settings import get_settings
+
+    settings = get_settings()
+    with duckdb.connect(str(settings.demo_db_path), read_only=True) as con:
+        for table in TABLES:
+            expected = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            assert parquet_rows(dataset_path(settings.lake_dir, table)) == expected, table
+        orders_eur = duckdb.execute(
+            "SELECT count(*) FILTER (WHERE total_amount_eur IS NULL), count(*) FROM read_parquet(?)",
+            [str(dataset_path(settings.lake_dir, "orders"))],
+        ).fetchone()
+    assert orders_eur is not None and orders_eur[0] == 0 and orders_eur[1] > 0
+    assert not any((settings.lake_dir / ".staging").glob("*")), "staging left behind after cleanup"
+    reports = sorted(p.name for p in settings.reports_dir.glob("*.csv"))
+    assert len(reports) >= 8 and (settings.reports_dir / "SUMMARY.md").exists()

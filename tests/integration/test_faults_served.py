@@ -1,0 +1,132 @@
+"""Faults on served deployments: a flood of four flow runs at once, and a cancellation.
+
+One `serve-all` (against the session server, with its own data folder) serves both
+deployments; flow runs are created through the API, so each runs in its own process the
+way production runs do. What is asserted comes from the server's task-run records, the
+limit counters, the demo API's counters and the lake on disk.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from support import ROOT, Stack, script, slot_usage, stop_with_ctrl_c, trigger, wait_final
+from support import linked_data_dir
+
+pytestmark = pytest.mark.integration
+
+
+
+@pytest.fixture(scope="module")
+def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """serve-all with a private data folder (the session's lake is copied in when there is
+    one, so reports read lake files while the ingests replace them); yields the data folder."""
+    root = tmp_path_factory.mktemp("served")
+    data = linked_data_dir(stack, root)
+    if (stack.data_dir / "lake").exists():
+        shutil.copytree(stack.data_dir / "lake", data / "lake", ignore=shutil.ignore_patterns(".staging"))
+    log_path = root / "serve-all.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([script("serve-all")], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env=stack.env(ETL_DATA_DIR=str(data)), stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while "being served" not in log_path.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        yield data
+    finally:
+        stop_with_ctrl_c(proc)
+
+
+
+
+
+
+def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Path, stack: Stack, prefect_client, rest) -> None:  # type: ignore[no-untyped-def]
+    from common.catalog import TABLES
+    from slot_tools.history import peak_concurrency, read_intervals, wait_until_recorded
+    from common.lake import dataset_path, parquet_rows
+    from common.resources import get_registry
+
+    httpx.post(f"{stack.demo_api_url}/stats/reset", timeout=5).raise_for_status()
+    started = time.monotonic()
+    ids = [trigger(prefect_client, name) for name in ("ingest/local", "reports/local") * 2]
+    runs = wait_final(prefect_client, ids, timeout=600)
+    print(f"\nflood: 4 runs over after {time.monotonic() - started:.0f} s: "
+          + ", ".join(f"{r.name}={r.state_type.value}" for r in runs.values()))
+    for run in runs.values():
+        assert run.state_type.value == "COMPLETED" or (run.state and run.state.message), f"{run.name} ended with no reason"
+    assert all(r.state_type.value == "COMPLETED" for r in runs.values()), {r.name: r.state.message for r in runs.values()}
+
+    assert wait_until_recorded(rest, ids)
+    registry = get_registry()
+    for tag in ("database", "api"):
+        intervals = read_intervals(rest, [tag], flow_run_ids=ids)
+        peak, when = peak_concurrency(intervals)
+        print(f"{tag}: peak {peak} at {when}, limit {registry[tag].slots}, {len(intervals)} task runs")
+        assert peak <= registry[tag].slots, f"{tag}: {peak} task runs held slots at once"
+        assert {iv.flow_run_id for iv in intervals} == {str(i) for i in ids}, f"not every run used {tag}"
+
+    stats = httpx.get(f"{stack.demo_api_url}/stats", timeout=5).json()
+    print("demo API:", stats)
+    assert stats["requests"] > 0 and stats["rejected_429"] == 0, stats
+
+    lake = served / "lake"
+    with duckdb.connect(str(served / "demo" / "shop.duckdb"), read_only=True) as con:
+        for table in TABLES:
+            expected = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            assert parquet_rows(dataset_path(lake, table)) == expected, f"{table}: lake and database differ"
+    eur = duckdb.execute(
+        "SELECT count(*) FILTER (WHERE total_amount_eur IS NULL), count(*) FROM read_parquet(?)",
+        [str(dataset_path(lake, "orders"))],
+    ).fetchone()
+    assert eur is not None and eur[0] == 0 and eur[1] > 0, "orders not enriched"
+    assert not any((lake / ".staging").iterdir()), "staging left behind"
+    assert (served / "reports" / "SUMMARY.md").exists()
+
+
+def test_cancelled_run_frees_its_database_slots(served: Path, stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+    """Cancel the way the CLI and the UI do (the flow run goes to Cancelling on the server;
+    the runner that serves it stops the run) while it holds database slots."""
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
+    from prefect.states import Cancelling
+
+    assert slot_usage(stack.api_url) == (0, 0), "slots taken before the test"
+    run_id = trigger(prefect_client, "ingest/local")
+    deadline = time.monotonic() + 180
+    while True:
+        holders = prefect_client.read_concurrency_limit_by_tag("database").active_slots
+        held = prefect_client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=holders))) if holders else []
+        if any(t.flow_run_id == run_id for t in held):
+            break
+        assert time.monotonic() < deadline, "the run never held a database slot"
+        time.sleep(0.2)
+
+    cancelled_at = time.monotonic()
+    prefect_client.set_flow_run_state(run_id, Cancelling())
+    print(f"\ncancelled while holding {len(held)} database slot(s)")
+    while slot_usage(stack.api_url) != (0, 0):
+        assert time.monotonic() - cancelled_at < 90, f"slots still taken 90 s after the cancel: {slot_usage(stack.api_url)}"
+        time.sleep(0.25)
+    freed = time.monotonic() - cancelled_at
+    print(f"database slots free again {freed:.1f} s after the cancel")
+    state = wait_final(prefect_client, [run_id], timeout=60)[run_id].state
+    print(f"flow run ended {state.type.value}: {state.message}")
+    assert state.type.value == "CANCELLED"
+
+    # The killed run never reached its cleanup; the next run of either flow sweeps it.
+    from common.lake import sweep_abandoned_staging
+
+    leftover = served / "lake" / ".staging" / str(run_id)
+    assert leftover.is_dir(), "the cancelled run left no staging folder: nothing to sweep"
+    assert str(run_id) in sweep_abandoned_staging(served / "lake", keep="")
+    assert not leftover.exists()

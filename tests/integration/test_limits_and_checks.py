@@ -1,0 +1,77 @@
+"""Limits as code against the real server: sync is idempotent, a bad file changes nothing,
+and a factory tag with no limit makes every entry point refuse to start (fail closed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.resources import get_registry
+from support import ROOT, Stack, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_sync_twice_second_run_changes_nothing(stack: Stack) -> None:
+    first = run_cli("limits", "sync")
+    assert first.returncode == 0, first.stderr
+    second = run_cli("limits", "sync")
+    assert second.returncode == 0, second.stderr
+    assert "nothing changed" in second.stdout
+    diff = run_cli("limits", "diff")
+    assert diff.returncode == 0, diff.stdout
+
+
+def test_sync_restores_a_limit_changed_behind_its_back(stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    prefect_client.update_global_concurrency_limit("tag:database", GlobalConcurrencyLimitUpdate(limit=7))
+    diff = run_cli("limits", "diff")
+    assert diff.returncode == 1 and "7 slots on the server, the file says 3" in diff.stdout
+    check = run_cli("limits", "check")
+    assert check.returncode == 0 and "warning:" in check.stdout  # drift still bounds the tag
+    sync = run_cli("limits", "sync")
+    assert "1 change(s) made" in sync.stdout
+    assert prefect_client.read_global_concurrency_limit_by_name("tag:database").limit == 3
+
+
+def test_malformed_limits_file_is_refused_and_changes_nothing(stack: Stack, prefect_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "limits.toml"
+    bad.write_text((ROOT / "limits.toml").read_text().replace("slots = 3", "slots = 0"))
+    before = {g.name: (g.limit, g.active) for g in prefect_client.read_global_concurrency_limits()}
+    result = run_cli("limits", "sync", env=stack.env(ETL_LIMITS_FILE=str(bad)))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: {bad}: [resources.database] slots must be at least 1, got 0"]
+    after = {g.name: (g.limit, g.active) for g in prefect_client.read_global_concurrency_limits()}
+    assert after == before
+
+
+def test_missing_limit_makes_entry_points_refuse_naming_the_tag(stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+    prefect_client.delete_global_concurrency_limit_by_name("tag:api")
+    try:
+        check = run_cli("limits", "check")
+        assert check.returncode == 2
+        assert "tag 'api' has no limit on the server" in check.stderr
+        ingest = run_cli("ingest", timeout=120)
+        assert ingest.returncode == 2, ingest.stdout + ingest.stderr
+        assert "tag 'api' has no limit on the server, so Prefect would run it unlimited" in ingest.stderr
+        assert len(ingest.stderr.strip().splitlines()) == 1, ingest.stderr
+        serve = run_cli("serve-all", "--no-sync", timeout=120)
+        assert serve.returncode == 2, serve.stdout + serve.stderr
+        assert "tag 'api' has no limit on the server" in serve.stderr
+        assert "being served" not in serve.stdout
+    finally:
+        assert run_cli("limits", "sync").returncode == 0
+    assert prefect_client.read_global_concurrency_limit_by_name("tag:api").limit == get_registry()["api"].slots
+
+
+def test_unreachable_server_fails_within_seconds(stack: Stack) -> None:
+    import time
+
+    started = time.monotonic()
+    result = run_cli("slots", env=stack.env(PREFECT_API_URL="http://127.0.0.1:9/api"), timeout=60)
+    assert result.returncode == 2
+    assert "no Prefect server at http://127.0.0.1:9/api" in result.stderr
+    assert time.monotonic() - started < 30

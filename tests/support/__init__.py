@@ -1,0 +1,22 @@
+"""Helpers of the test suite, imported as a module (``from support import ...``).
+
+``conftest.py`` only pins the environment and provides the fixtures; everything a test
+calls lives here, once: processes (:mod:`support.cli`, :mod:`support.processes`), limits
+files, lake checks, network, faults and flow runs.
+"""
+
+from support.cli import ROOT, SERVING, CliRun, run_cli, script, stop_with_ctrl_c, wait_for_text
+from support.faults import Fault, FaultyPartnerApi, Hit
+from support.lake_checks import file_bytes, lake_checksums, table_checksums
+from support.limits_files import edited_limits
+from support.network import free_port, listening
+from support.processes import descendants, engine_pid_for, pids_with_arg, running
+from support.runs import flow_run_id, server_text, trigger, wait_final
+from support.stack import Stack, linked_data_dir, slot_usage
+
+__all__ = [
+    "ROOT", "SERVING", "CliRun", "Fault", "FaultyPartnerApi", "Hit", "Stack", "descendants", "edited_limits",
+    "engine_pid_for", "file_bytes", "flow_run_id", "free_port", "lake_checksums", "linked_data_dir", "listening",
+    "pids_with_arg", "run_cli", "running", "script", "server_text", "slot_usage", "stop_with_ctrl_c",
+    "table_checksums", "trigger", "wait_final", "wait_for_text",
+]

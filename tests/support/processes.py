@@ -1,0 +1,60 @@
+"""Finding processes from /proc (Linux): what a command started, and which one runs a flow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+from local_server.processes import running
+
+__all__ = ["descendants", "engine_pid_for", "pids_with_arg", "running"]
+
+
+def _parents() -> dict[int, int]:
+    out: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            out[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, grandchildren...)."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def pids_with_arg(text: bytes) -> list[int]:
+    """Processes whose command line contains ``text``."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def engine_pid_for(parent: int, flow_run_id: UUID) -> int | None:
+    """The `python -m prefect.engine` child of ``parent`` running ``flow_run_id``."""
+    for pid, ppid in _parents().items():
+        if ppid != parent:
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode() in environ:
+            return pid
+    return None

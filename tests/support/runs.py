@@ -1,0 +1,56 @@
+"""Flow runs on the session server: trigger a served deployment, wait for final states, read
+back what the server keeps about a run."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from uuid import UUID
+
+from common.prefect_rest import FINAL_STATES
+
+
+def trigger(client: Any, name: str) -> UUID:
+    """A run of the served deployment ``name`` (``flow/deployment``)."""
+    deployment = client.read_deployment_by_name(name)
+    return client.create_flow_run_from_deployment(deployment.id).id  # type: ignore[no-any-return]
+
+
+def wait_final(client: Any, ids: list[UUID], timeout: float = 240) -> dict[UUID, Any]:
+    """The flow runs, once every one is in a final state; fails naming the states after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = {i: client.read_flow_run(i) for i in ids}
+        if all(r.state_type.value in FINAL_STATES for r in runs.values()):
+            return runs
+        assert time.monotonic() < deadline, {r.name: r.state_type.value for r in runs.values()}
+        time.sleep(0.5)
+
+
+def flow_run_id(stderr: str) -> str:
+    """The flow run a CLI run created, from the link Prefect logs."""
+    match = re.search(r"/runs/flow-run/([0-9a-f-]{36})", stderr)
+    assert match, "no flow run link in the output"
+    return match.group(1)
+
+
+def server_text(client: Any, run: str) -> str:
+    """Everything the server keeps about a flow run that a user can read: its logs, its
+    state and parameters, and its task runs' states."""
+    from uuid import UUID
+
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+
+    run_id = UUID(run)
+    texts = [client.read_flow_run(run_id).model_dump_json()]
+    texts += [t.model_dump_json() for t in client.read_task_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])), limit=200)]
+    offset = 0
+    while True:
+        page = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
+                                limit=200, offset=offset)
+        texts += [entry.message for entry in page]
+        if len(page) < 200:
+            return "\n".join(texts)
+        offset += 200
