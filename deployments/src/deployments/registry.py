@@ -16,8 +16,8 @@ def deployment_names(packages: tuple[str, ...] = FLOW_PACKAGES) -> list[str]:
 
     names = []
     for package in packages:
-        module = importlib.import_module(f"{package}.deploy")
-        names.append(f"{module.FLOW}/{module.DEPLOYMENT_NAME}")
+        flow = importlib.import_module(package).FLOW
+        names.append(f"{flow}/{importlib.import_module(f'{package}.deploy').DEPLOYMENT_NAME}")
     return names
 
 
