@@ -14,27 +14,50 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import typer
 
 from common.errors import user_errors
-from common.prefect_api import DEFAULT_PORT
-from deployments.startup import install_stop_signals, started
+from common.prefect_api import DEFAULT_PORT, PROJECT_API_URL
+from common.resources import Registry
+from deployments.startup import Started, install_stop_signals, started
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
-def banner(ui_url: str, names: list[str]) -> str:
-    runs = "\n".join(f"    uv run prefect deployment run '{n}'" for n in names)
+def banner(api_url: str, names: list[str], board_url: str | None = None) -> str:
+    """What to type next, exactly as it works from a fresh terminal in this folder: Prefect's
+    CLI finds the default server through ``prefect.toml``; any other needs PREFECT_API_URL."""
+    env = "" if api_url == PROJECT_API_URL else f"PREFECT_API_URL={api_url} "
+    runs = "\n".join(f"    {env}uv run prefect deployment run '{n}'" for n in names)
+    board = f"Live slot board:         {board_url}\n" if board_url else ""
     return (
-        f"\nPrefect UI: {ui_url}\n"
+        f"\nPrefect UI: {api_url.removesuffix('/api')}\n"
         f"Trigger runs (from another terminal in this folder):\n{runs}\n"
-        "Watch the shared slots:  uv run slots --watch\n"
+        f"Watch the shared slots:  {env}uv run slots --watch\n"
+        f"{board}"
         "Stop everything:         Ctrl-C\n"
     )
 
 
-def serve_packages(ui_url: str, packages: tuple[str, ...] | None = None) -> None:
+@contextmanager
+def slot_board(registry: Registry, api_url: str, port: int) -> Iterator[str | None]:
+    """The live slot board on 127.0.0.1 while serving; None (and one line) if its port is taken."""
+    from local_server.asgi import run_in_thread
+    from slot_tools.board.app import create_board
+
+    try:
+        with run_in_thread(create_board(registry, api_url), port=port, name="slot-board") as url:
+            yield url
+    except OSError as exc:
+        print(f"warning: the live slot board was not started: 127.0.0.1:{port} is taken ({exc.strerror or exc}); "
+              "set ETL_BOARD_PORT to a free port, or run `uv run slots board --port N`")
+        yield None
+
+
+def serve_packages(up: Started, packages: tuple[str, ...] | None = None, board: bool = True) -> None:
     """Serve the deployments of ``packages`` (default: every flow package) in one
     ``prefect.serve`` call, after printing what to type next."""
     from prefect import serve
@@ -43,8 +66,10 @@ def serve_packages(ui_url: str, packages: tuple[str, ...] | None = None) -> None
 
     packages = packages or FLOW_PACKAGES
     deployments = build_deployments(packages)
-    print(banner(ui_url, deployment_names(packages)))
-    serve(*deployments, limit=None)
+    with ExitStack() as stack:
+        board_url = stack.enter_context(slot_board(up.registry, up.api_url, up.settings.board_port)) if board else None
+        print(banner(up.api_url, deployment_names(packages), board_url), flush=True)
+        serve(*deployments, limit=None)
 
 
 @app.command()
@@ -72,7 +97,7 @@ def serve_all(
                         os.kill(os.getpid(), signal.SIGTERM)  # the runner's own graceful stop
 
             threading.Thread(target=drive, name="serve-all-demo", daemon=True).start()
-        serve_packages(up.ui_url)
+        serve_packages(up)
     if once and demo and not outcome.get("ok", False):
         raise SystemExit(1)
 

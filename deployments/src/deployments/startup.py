@@ -104,7 +104,10 @@ def started(
             api_url = _shared_server(command)
         elif server == "local" and not os.environ.get("PREFECT_API_URL"):
             candidate = LocalPrefectServer(home=settings.prefect_home, port=port, backend=server_db)
-            if candidate.start():
+            started_here = candidate.start()
+            for note in candidate.notes:
+                print(note)
+            if started_here:
                 local = candidate
                 print(f"starting a local Prefect server on {candidate.ui_url} (log: {candidate.log_path}) ...")
                 print(f"Prefect server healthy after {candidate.wait_healthy():.1f} s")

@@ -27,16 +27,27 @@ def api_url_for(host: str, port: int) -> str:
     return f"http://{host}:{port}/api"
 
 
+# The server serve-all starts by default; ``prefect.toml`` in the repository names the same
+# one, so Prefect's own CLI and UI reach it from any terminal in the folder.
+PROJECT_API_URL = api_url_for(DEFAULT_HOST, DEFAULT_PORT)
+
+
 def default_api_url() -> str:
     """``PREFECT_API_URL`` if set, else the local server serve-all starts."""
-    return os.environ.get("PREFECT_API_URL") or api_url_for(DEFAULT_HOST, DEFAULT_PORT)
+    return os.environ.get("PREFECT_API_URL") or PROJECT_API_URL
+
+
+def no_telemetry_env() -> dict[str, str]:
+    """Opt every process we start out of Prefect's client telemetry (it reads ``DO_NOT_TRACK``
+    when Prefect is imported) and the server's analytics: the box has no internet."""
+    return {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
 def client_env(api_url: str) -> dict[str, str]:
     """Settings for every client process: the one server, our logs in the UI, fast polling."""
     return {
         "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **no_telemetry_env(),
         # A served deployment picks up a triggered run within about 2 s.
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         **prefect_logging_env(),
@@ -72,6 +83,22 @@ def probe(api_url: str, timeout: float = 2.0) -> str:
     if response.status_code == 200 and response.text.strip() == "true":
         return "prefect"
     return "other"
+
+
+def not_ready(api_url: str, timeout: float = 5.0) -> str | None:
+    """Why the Prefect API at ``api_url`` is not ready (``/api/ready`` checks its database,
+    ``/api/health`` does not), or None when it is ready."""
+    try:
+        response = httpx.get(f"{api_url.rstrip('/')}/ready", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return f"/ready did not answer: {type(exc).__name__}"
+    if response.status_code == 200:
+        return None
+    try:
+        detail = response.json().get("message") or response.text
+    except ValueError:
+        detail = response.text
+    return f"/ready answered {response.status_code}: {str(detail).strip()[:120]}"
 
 
 def check_reachable(api_url: str, timeout: float = 5.0) -> None:

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(default=None, description="Bearer token for the partner API.")
     api_timeout_seconds: float = 10.0
     demo_api_port: int = 8765
+    board_port: int = Field(default=4280, description="Port of the live slot board on 127.0.0.1.")
     demo_scale: int = Field(default=1, ge=1)
 
     def model_post_init(self, __context: object) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
-
 from common.errors import UserError
 from common.logs import get_logger
 from common.resources import API, Registry
@@ -24,17 +22,10 @@ class DemoApiUnavailableError(UserError):
     """The embedded demo API could not start; the message is one line that says what to fix."""
 
 
-def demo_api_answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @contextmanager
 def demo_parts(settings: Settings, registry: Registry) -> Iterator[list[str]]:
     """Seed the demo database if missing and run the demo API if needed; yields what it did."""
-    from demo_systems.partner_api.process import DemoApiProcess
+    from demo_systems.partner_api.process import DemoApiProcess, answers
     from demo_systems.shop.build import ensure_demo_database
 
     done: list[str] = []
@@ -46,7 +37,7 @@ def demo_parts(settings: Settings, registry: Registry) -> Iterator[list[str]]:
         )
     api: DemoApiProcess | None = None
     if settings.uses_demo_api:
-        if demo_api_answers(settings.effective_api_url):
+        if answers(settings.effective_api_url):
             done.append(f"demo API already running at {settings.effective_api_url}")
         else:
             token = settings.api_token.get_secret_value() if settings.api_token else None

@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.prefect_api import DEFAULT_HOST, DEFAULT_PORT, ServerUnavailableError, api_url_for, probe
-from local_server.postgres import EmbeddedPostgres
-from local_server.processes import Child, ChildFailed
+from common.prefect_api import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServerUnavailableError,
+    api_url_for,
+    no_telemetry_env,
+    not_ready,
+    probe,
+)
+from local_server.postgres import EmbeddedPostgres, stop_postmaster
+from local_server.processes import Child, ChildFailed, deferred_signals, end_group, port_is_free, running
+
+PID_FILE = "server.pid"  # under the server's home: the PID of the server this folder started
 
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 SLOT_WAIT_SETTING = "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"
@@ -27,7 +38,7 @@ def server_env(home: Path) -> dict[str, str]:
     return {
         "PREFECT_HOME": str(home),
         # No telemetry: the machine has no internet and nothing may download at run time.
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **no_telemetry_env(),
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
         # Leases survive a server restart (in-memory leases leak held slots for good).
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
@@ -51,6 +62,7 @@ class LocalPrefectServer:
     backend: str = "postgres"  # or "sqlite" (Prefect's default; slow hand-off under load)
     extra_env: dict[str, str] = field(default_factory=dict)
     postgres: EmbeddedPostgres | None = None
+    notes: list[str] = field(default_factory=list)  # what start() found and did, one line each
     _api: Child | None = field(default=None, repr=False)
     _reaper: Child | None = field(default=None, repr=False)
 
@@ -71,12 +83,54 @@ class LocalPrefectServer:
         """The server process (the leader of its own process group)."""
         return self._api.pid if self._api is not None else None
 
+    @property
+    def pid_file(self) -> Path:
+        return self.home / PID_FILE
+
+    def _recorded_pid(self) -> int | None:
+        """The server this home started, if it still runs as a ``prefect server start`` on our port."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        ours = b"server" in cmdline and b"start" in cmdline and str(self.port).encode() in cmdline
+        return pid if ours and running(pid) else None
+
+    def _replace_stale(self, problem: str) -> None:
+        """A Prefect API answers on the port but is not ready: replace it if this home
+        started it (stopped by its recorded PID), else refuse in one line."""
+        pid = self._recorded_pid()
+        if pid is None:
+            raise ServerUnavailableError(
+                f"a Prefect server answers on {self.ui_url} but is not ready ({problem}), and this data "
+                f"folder ({self.home}) did not start it: stop it, or serve on another port (--port)"
+            )
+        self.notes.append(
+            f"the Prefect server on {self.ui_url} (pid {pid}, started from {self.home}) is not ready "
+            f"({problem}): stopping it and starting a fresh one"
+        )
+        end_group(pid, timeout=10.0)
+        stop_postmaster(self.home / "pgdata")
+        self.pid_file.unlink(missing_ok=True)
+        for _ in range(50):
+            if port_is_free(self.host, self.port):
+                return
+            time.sleep(0.1)
+
     def start(self) -> bool:
-        """Start the server; False if a Prefect server already answers on the port (reused)."""
+        """Start the server; False if a ready Prefect server already answers on the port (reused).
+
+        A server that answers ``/health`` but not ``/ready`` (its database is gone) is never
+        reused: if this home started it, it is stopped by its PID and a fresh one started.
+        """
         state = probe(self.api_url)
         if state == "prefect":
-            return False
-        if state == "other":
+            problem = not_ready(self.api_url)
+            if problem is None:
+                return False
+            self._replace_stale(problem)
+        elif state == "other":
             raise ServerUnavailableError(
                 f"port {self.port} on {self.host} is taken by something that is not a Prefect "
                 "server: stop it, or point PREFECT_API_URL at your Prefect server"
@@ -94,8 +148,10 @@ class LocalPrefectServer:
             "the Prefect server",
             [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)],
             env=env, log_path=self.log_path, own_group=True,
+            cwd=self.home,  # not the repository: its prefect.toml names the default port, not ours
         )
         self._api.start()
+        self.pid_file.write_text(f"{self._api.pid}\n")
         # If this process dies without stopping the server (SIGKILL), the reaper does.
         assert self._api.pid is not None
         self._reaper = Child(
@@ -117,17 +173,29 @@ class LocalPrefectServer:
             raise ServerUnavailableError(f"{exc}; see {self.log_path}") from None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop the server we started (its process group), then its PostgreSQL."""
-        reaper, self._reaper = self._reaper, None
-        if reaper is not None:
-            reaper.stop()  # we stop the server ourselves
-        try:
-            if self._api is not None:
-                self._api.stop(timeout)
-        finally:
-            if self.postgres is not None:
-                self.postgres.stop()
-                self.postgres = None
+        """Stop the server we started (its process group), then its PostgreSQL.
+
+        Never the other way round: an API left without its database answers ``/health`` and
+        fails every real call. A second Ctrl-C (or a SIGTERM) during the stop is held until
+        the stop is done, and if stopping the API fails anyway its group is killed before
+        PostgreSQL stops.
+        """
+        with deferred_signals():
+            reaper, self._reaper = self._reaper, None
+            if reaper is not None:
+                reaper.stop()  # we stop the server ourselves
+            api, self._api = self._api, None
+            group = api.pid if api is not None else None
+            try:
+                if api is not None:
+                    api.stop(timeout)
+            finally:
+                if group is not None:
+                    end_group(group, timeout=0.0)  # nothing left of it once stop() returns
+                self.pid_file.unlink(missing_ok=True)
+                if self.postgres is not None:
+                    self.postgres.stop()
+                    self.postgres = None
 
     def __enter__(self) -> "LocalPrefectServer":
         if self.start():

@@ -14,7 +14,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -67,6 +68,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for this thread until the block ends (then they are delivered):
+    a stop that must finish whole is not cut in the middle by a second Ctrl-C."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def end_group(pgid: int, timeout: float = 15.0, leader: subprocess.Popen[bytes] | None = None) -> None:
     """SIGTERM the process group ``pgid``, then SIGKILL whatever is left after ``timeout``.
 
@@ -112,6 +125,7 @@ class Child:
     log_path: Path | None = None
     own_group: bool = False
     quiet: bool = False  # discard output entirely (the reaper)
+    cwd: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _output: IO[bytes] | None = field(default=None, repr=False)
 
@@ -135,7 +149,7 @@ class Child:
         else:
             out = self._output = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=self.own_group,  # its own process group: we stop all it spawned
         )
 

@@ -23,6 +23,7 @@ class RunRef:
     flow_run_id: str | None = None
     flow_run_state: str | None = None
     seconds: float | None = None  # held for (holders) or waiting for (waiters)
+    over_for: float | None = None  # seconds since the task run (or else its flow run) was over
 
 
 @dataclass
@@ -35,10 +36,17 @@ class LimitView:
     file_slots: int
     server_slots: int | None  # None: no such limit on the server
     active: bool | None
-    used: int  # the limit's counter (active_slots)
+    used: int  # the limit's counter (active_slots), read before the holders
     holders: list[RunRef] = field(default_factory=list)  # task runs holding a live lease
     waiters: list[RunRef] = field(default_factory=list)
     blocked_upstream: int = 0  # Pending runs that wait for an upstream task, not for a slot
+    used_after: int | None = None  # the counter again, read after the holders
+
+    @property
+    def consistent(self) -> bool:
+        """True when the counter did not move while the holders were read, so counter and
+        holders describe one moment."""
+        return self.used_after is None or self.used_after == self.used
 
     @property
     def per_flow(self) -> dict[str, dict[str, int]]:

@@ -33,7 +33,10 @@ def render(snapshot: Snapshot, max_waiters: int = 10) -> Any:
     parts: list[Any] = []
     for view in snapshot.limits:
         total = view.server_slots if view.server_slots is not None else "no limit"
-        title = f"{view.limit}  {view.used}/{total} slots used  ({view.description})"
+        used = str(view.used) if view.consistent else f"{view.used}->{view.used_after}"
+        title = f"{view.limit}  {used}/{total} slots used  ({view.description})"
+        if not view.consistent:
+            title += "  [the counter changed while the holders were read]"
         table = Table(title=title, title_justify="left", expand=False)
         for col in ("", "flow", "deployment", "flow run", "task run", "for"):
             table.add_column(col)

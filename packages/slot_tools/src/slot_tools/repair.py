@@ -45,7 +45,8 @@ def plan_repair(snapshot: Snapshot) -> list[RepairAction]:
         for f in mine:
             if f.kind == "counter-above-holders":
                 actions.append(RepairAction(view.tag, "decrement", f.slots,
-                                            f"counter says {view.used} taken, {len(view.holders)} live leases"))
+                                            f"counter says {len(view.holders) + f.slots} taken, "
+                                            f"{len(view.holders)} live leases"))
         dead = [f for f in mine if f.kind != "counter-above-holders"]
         if not dead:
             continue

@@ -12,6 +12,11 @@ from typing import Literal
 from common.prefect_rest import FINAL_STATES
 from slot_tools.model import LimitView, Snapshot
 
+# A task run that just ended still holds its slot until its engine releases it (measured:
+# seconds, when the process's one request queue to the server is busy acquiring). A holder
+# that has been over for longer than this is not in the middle of a release: it leaked.
+RELEASE_GRACE_SECONDS = 15.0
+
 Kind = Literal["no-limit", "inactive", "drift", "holder-over", "holder-flow-run-over", "counter-above-holders"]
 
 
@@ -43,6 +48,8 @@ def limit_findings(view: LimitView) -> list[Finding]:
         out.append(Finding(tag, "drift", f"{name}: server has {view.server_slots} slots, limits file says "
                                          f"{view.file_slots}"))
     for h in view.holders:
+        if h.over_for is not None and h.over_for < RELEASE_GRACE_SECONDS:
+            continue  # ended a moment ago: its release is on its way
         if h.state in FINAL_STATES:
             out.append(Finding(
                 tag, "holder-over",
@@ -57,12 +64,15 @@ def limit_findings(view: LimitView) -> list[Finding]:
                 f"{h.flow_run_state}: its process is gone (leaked until its lease expires; `slots repair` frees it)",
                 1, (h.task_run_id,),
             ))
-    if view.used > len(view.holders):
+    # Read before and after the holders: a counter above the holders both times is a leak,
+    # not a slot taken or freed while the holders were being read.
+    counted = min(view.used, view.used if view.used_after is None else view.used_after)
+    if counted > len(view.holders):
         out.append(Finding(
             tag, "counter-above-holders",
-            f"{name}: counter says {view.used} slots taken but only {len(view.holders)} live holders "
+            f"{name}: counter says {counted} slots taken but only {len(view.holders)} live holders "
             "(leaked slots; `slots repair` frees them)",
-            view.used - len(view.holders),
+            counted - len(view.holders),
         ))
     return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from uuid import UUID
 
-from common.prefect_rest import FlowRunRec, PrefectRest, TaskRunRec
+from common.prefect_rest import FINAL_STATES, FlowRunRec, PrefectRest, TaskRunRec
 from common.resources import Registry, limit_name_for
 from slot_tools.model import LimitView, RunRef, Snapshot
 
@@ -47,11 +47,15 @@ class _Resolver:
             return ref
         ref.task_run = run.name
         ref.state = run.state_type
+        if run.state_type in FINAL_STATES:
+            ref.over_for = _seconds_since(run.end_time, now)
         fr = self.flow_runs.get(run.flow_run_id) if run.flow_run_id else None
         if fr is not None:
             ref.flow_run, ref.flow_run_id, ref.flow_run_state = fr.name, str(fr.id), fr.state_type
             ref.flow = self.flows.get(fr.flow_id)
             ref.deployment = self.deployments.get(fr.deployment_id) if fr.deployment_id else None
+            if ref.over_for is None and fr.state_type in FINAL_STATES:
+                ref.over_for = _seconds_since(fr.ended_at, now)
         return ref
 
 
@@ -93,4 +97,9 @@ def _snapshot(rest: PrefectRest, registry: Registry, api_url: str) -> Snapshot:
             view.waiters.append(resolver.ref(run.id, run, run.expected_start_time or run.created, now))
         view.holders.sort(key=lambda r: -(r.seconds or 0))
         view.waiters.sort(key=lambda r: -(r.seconds or 0))
+    # The counter again: counter and holders are read one after the other, so a slot taken
+    # or freed meanwhile would make them disagree; the reading says so instead of hiding it.
+    after = {g.name: g.active_slots for g in rest.global_limits()}
+    for view in views:
+        view.used_after = after.get(view.limit, 0) if view.server_slots is not None else view.used
     return Snapshot(taken_at=now.isoformat(), api_url=api_url, limits=views)

@@ -8,8 +8,6 @@ import contextlib
 import os
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +16,7 @@ import typer
 import uvicorn
 
 from demo_systems.partner_api.app import create_app
+from local_server.asgi import run_in_thread
 from local_server.processes import Child, ChildFailed, bind_socket
 from local_server.reaper import wait_for_parent_exit
 
@@ -29,31 +28,6 @@ def _port_taken_message(host: str, port: int, reason: str) -> str:
         f"demo API cannot bind {host}:{port} ({reason}): stop whatever holds port {port} "
         "or set ETL_DEMO_API_PORT (or --port) to a free port"
     )
-
-
-@contextlib.contextmanager
-def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a background thread; yields its base URL. The socket is
-    bound before the thread starts, so ``port=0`` has no free-port race."""
-    sock = bind_socket(host, port)
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="demo-api", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"in-thread API on {host}:{bound_port} did not start within {timeout:.0f}s")
-            time.sleep(0.02)
-        yield f"http://{host}:{bound_port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-        sock.close()
 
 
 def _exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
@@ -124,6 +98,13 @@ def main() -> None:
     typer.run(_cli)
 
 
+def answers(url: str) -> bool:
+    """True when a demo partner API answers ``/health`` at ``url``."""
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+    return False
+
+
 class DemoApiProcess:
     """The demo API as a child process of serve-all or of a test, tracked by its PID only.
 
@@ -191,13 +172,8 @@ class DemoApiProcess:
         if self._child is None:
             raise RuntimeError("demo API was not started: call start() first")
 
-        def healthy() -> bool:
-            with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200
-            return False
-
         try:
-            self._child.wait_healthy(healthy, timeout, poll=0.1)
+            self._child.wait_healthy(lambda: answers(self.url), timeout, poll=0.1)
         except ChildFailed as exc:
             raise RuntimeError(str(exc)) from None
 

@@ -146,6 +146,26 @@ def history(
         raise SystemExit(1)
 
 
+@app.command("board")
+def board(
+    port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: ETL_BOARD_PORT, else 4280)."),
+) -> None:
+    """Serve the live slot board (lanes per slot, holders by flow, waiters) until Ctrl-C."""
+    from common.settings import get_settings
+    from local_server.asgi import run_in_foreground
+    from slot_tools.board.app import create_board
+
+    with session() as (registry, api_url):
+        port = port or get_settings().board_port
+        app_ = create_board(registry, api_url)
+        print(f"slot board: http://127.0.0.1:{port}  (reading {api_url}; Ctrl-C stops it)", flush=True)
+        try:
+            run_in_foreground(app_, "127.0.0.1", port)
+        except OSError as exc:
+            fail(f"cannot serve the slot board on 127.0.0.1:{port} ({exc.strerror or exc}): "
+                 "set ETL_BOARD_PORT or --port to a free port")
+
+
 @app.command("repair")
 def repair(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),

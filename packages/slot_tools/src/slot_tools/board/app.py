@@ -1,0 +1,67 @@
+"""The live slot board: one lane per slot, the holding task run coloured by flow, the waiters
+per flow with how long they have waited, per-flow totals, anomalies and drift.
+
+Built from the same reading (:func:`slot_tools.snapshot.take_snapshot`) and rulebook
+(:mod:`slot_tools.rules`) as ``slots``, with the colours and look of the HTML history. The
+page is self-contained (inline CSS and script, no external asset or URL) and holds its first
+reading, so it renders at once; it then reads ``api/board`` about once a second.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from common.resources import Registry
+from slot_tools.model import Snapshot
+from slot_tools.render import as_dict
+from slot_tools.snapshot import take_snapshot
+from slot_tools.timeline import CSS, flow_colours
+
+DEFAULT_BOARD_PORT = 4280
+
+
+def board_data(snapshot: Snapshot) -> dict[str, Any]:
+    """``slots --json`` plus what the page draws: lanes per limit, waiters per flow, colours."""
+    data = as_dict(snapshot)
+    flows: set[str] = set()
+    for view, out in zip(snapshot.limits, data["limits"], strict=True):
+        waiting: dict[str, dict[str, Any]] = defaultdict(lambda: {"count": 0, "longest_seconds": 0.0})
+        for w in view.waiters:
+            entry = waiting[w.flow or "?"]
+            entry["count"] += 1
+            entry["longest_seconds"] = max(entry["longest_seconds"], w.seconds or 0.0)
+        out["waiting_by_flow"] = dict(sorted(waiting.items()))
+        out["lanes"] = view.server_slots if view.server_slots is not None else view.file_slots
+        out["consistent"] = view.consistent
+        flows.update(h.flow or "?" for h in view.holders)
+        flows.update(waiting)
+    data["colours"] = flow_colours(flows)
+    return data
+
+
+def render_page(data: dict[str, Any]) -> str:
+    """The page with its first reading inline (``</`` escaped: the JSON sits in a script tag)."""
+    template = (files("slot_tools.board") / "page.html").read_text(encoding="utf-8")
+    inline = json.dumps(data).replace("</", "<\\/")
+    return template.replace("/*CSS*/", CSS).replace("/*DATA*/", inline)
+
+
+def create_board(registry: Registry, api_url: str) -> FastAPI:
+    """The board's app: ``/`` the page, ``/api/board`` the data (a fresh reading each time)."""
+    app = FastAPI(title="Shared slots: live board", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return render_page(board_data(take_snapshot(registry, api_url)))
+
+    @app.get("/api/board")
+    def data() -> dict[str, Any]:
+        return board_data(take_snapshot(registry, api_url))
+
+    return app
