@@ -7,47 +7,102 @@ the demo database and the demo API's counters.
 
 from __future__ import annotations
 
+import re
 import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import duckdb
 import httpx
 import pytest
 
-from support import ROOT, Stack, script
+from support import ROOT, Stack, chromium_dom, free_port, script
 
 pytestmark = pytest.mark.integration
 
 
+@dataclass
+class Board:
+    """What the live slot board showed during the demo run: its data readings, and the DOM
+    headless Chromium rendered from its page while both flows held database lanes."""
+
+    readings: list[dict[str, Any]] = field(default_factory=list)
+    dom: str | None = None
+    dom_attempts: int = 0
+
+
+def _holding(reading: dict[str, Any], tag: str) -> set[str]:
+    view = next(v for v in reading["limits"] if v["tag"] == tag)
+    return {h["flow"] for h in view["holders"]}
+
+
+def _rendered_lanes(dom: str, tag: str) -> set[str]:
+    """Flows of the held lanes in the limit's section of a rendered page."""
+    section = re.search(rf'<section class="limit" data-tag="{tag}">(.*?)</section>', dom, re.S)
+    return set(re.findall(r'class="lane held[^"]*" data-flow="([^"]+)"', section.group(1))) if section else set()
+
+
+def _watch_board(url: str, proc: subprocess.Popen[str], board: Board) -> None:
+    """Read the board while serve-all runs; once a reading shows both flows holding database
+    lanes, load the page in headless Chromium (a few tries: the lanes change every second)."""
+    while proc.poll() is None:
+        try:
+            reading = httpx.get(f"{url}/api/board", timeout=5).json()
+        except httpx.HTTPError:
+            time.sleep(0.3)
+            continue
+        board.readings.append(reading)
+        if board.dom is None and board.dom_attempts < 8 and _holding(reading, "database") >= {"ingest", "reports"}:
+            board.dom_attempts += 1
+            dom = chromium_dom(url)
+            if _rendered_lanes(dom, "database") >= {"ingest", "reports"}:
+                board.dom = dom
+        time.sleep(0.3)
+
+
 @pytest.fixture(scope="module")
 def demo_run(stack: Stack, prefect_client):  # type: ignore[no-untyped-def]
-    """One `serve-all --demo --once` against the session server: both flows at once."""
+    """One `serve-all --demo --once` against the session server: both flows at once, with the
+    live slot board read (and rendered in a real browser) while they run."""
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterStartTime
 
     httpx.post(f"{stack.demo_api_url}/stats/reset", timeout=5).raise_for_status()
     started = datetime.now(timezone.utc)
-    proc = subprocess.run(
-        [script("serve-all"), "--demo", "--once"], capture_output=True, text=True, timeout=420,
-        cwd=ROOT, stdin=subprocess.DEVNULL, env=stack.env(),
+    board_port = free_port()
+    board = Board()
+    proc = subprocess.Popen(
+        [script("serve-all"), "--demo", "--once"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, stdin=subprocess.DEVNULL, env=stack.env(ETL_BOARD_PORT=str(board_port)),
     )
-    output = proc.stdout + proc.stderr
+    watcher = threading.Thread(target=_watch_board, args=(f"http://127.0.0.1:{board_port}", proc, board), daemon=True)
+    watcher.start()
+    try:
+        output, _ = proc.communicate(timeout=420)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    watcher.join(timeout=60)
     runs = prefect_client.read_flow_runs(
         flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=started)),
         deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["local"])),
     )
     stats = httpx.get(f"{stack.demo_api_url}/stats", timeout=5).json()
-    return proc.returncode, output, runs, stats
+    return proc.returncode, output, runs, stats, board
 
 
 def test_serve_all_demo_completes_both_flows(demo_run) -> None:  # type: ignore[no-untyped-def]
-    code, output, runs, _ = demo_run
+    code, output, runs, _, _ = demo_run
     assert code == 0, output[-4000:]
     by_flow = {}
     for run in runs:
         by_flow.setdefault(run.state_type.value, []).append(run.name)
     assert len(runs) == 2, output[-2000:]
     assert all(r.state_type.value == "COMPLETED" for r in runs), by_flow
-    assert "serving" not in output or "ingest/local" in output
+    assert "Live slot board:" in output and "uv run prefect deployment run 'ingest/local'" in output
 
 
 @pytest.mark.parametrize("tag", ["database", "api"])
@@ -55,7 +110,7 @@ def test_limit_held_saturated_and_shared_across_flows(demo_run, prefect_client, 
     from slot_tools.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
     from common.resources import get_registry
 
-    _, output, runs, _ = demo_run
+    _, output, runs, _, _ = demo_run
     ids = [r.id for r in runs]
     assert wait_until_recorded(rest, ids)
     intervals = read_intervals(rest, [tag], flow_run_ids=ids)
@@ -79,7 +134,7 @@ def test_limit_held_saturated_and_shared_across_flows(demo_run, prefect_client, 
 
 
 def test_demo_api_saw_no_429(demo_run) -> None:  # type: ignore[no-untyped-def]
-    _, output, _, stats = demo_run
+    _, output, _, stats, _ = demo_run
     assert stats["requests"] > 0
     assert stats["rejected_429"] == 0, stats
     assert stats["max_in_flight"] <= stats["capacity"]
@@ -103,3 +158,22 @@ def test_lake_matches_the_database(demo_run, stack: Stack) -> None:  # type: ign
     assert not any((settings.lake_dir / ".staging").glob("*")), "staging left behind after cleanup"
     reports = sorted(p.name for p in settings.reports_dir.glob("*.csv"))
     assert len(reports) >= 8 and (settings.reports_dir / "SUMMARY.md").exists()
+
+
+def test_the_live_board_showed_both_flows_holding_database_slots(demo_run) -> None:  # type: ignore[no-untyped-def]
+    *_, board = demo_run
+    assert board.readings, "the board never answered while serve-all ran"
+    reading = next((r for r in board.readings if _holding(r, "database") >= {"ingest", "reports"}), None)
+    assert reading is not None, "no board reading showed both flows holding database slots"
+    assert {v["limit"] for v in reading["limits"]} == {"tag:database", "tag:api"}
+    database = next(v for v in reading["limits"] if v["tag"] == "database")
+    assert database["lanes"] == 3 and len(database["holders"]) <= 3
+    assert set(reading["colours"]) >= {"ingest", "reports"}
+    assert max(len(next(v for v in r["limits"] if v["tag"] == "database")["holders"]) for r in board.readings) <= 3
+
+
+def test_a_real_browser_renders_lanes_held_by_both_flows(demo_run) -> None:  # type: ignore[no-untyped-def]
+    *_, board = demo_run
+    assert board.dom is not None, f"Chromium never rendered both flows on database lanes ({board.dom_attempts} tries)"
+    assert _rendered_lanes(board.dom, "database") >= {"ingest", "reports"}
+    assert "http://" not in board.dom.replace("http://127.0.0.1", ""), "the page refers to something off this machine"

@@ -1,19 +1,37 @@
-"""serve-all's own lifecycle: it starts a Prefect server (embedded PostgreSQL), serves both
-deployments so that `prefect deployment run` works, and Ctrl-C stops everything it started."""
+"""serve-all's own lifecycle, met as a new user meets it: it starts a Prefect server (embedded
+PostgreSQL) on its default port, prints commands that work as printed from a fresh terminal
+(prefect.toml points Prefect's CLI at it), and Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
 import os
+import pty
+import re
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 import pytest
 
-from local_server.processes import running
-from support import ROOT, Stack, descendants, free_port, pids_with_arg, script
+from common.prefect_api import DEFAULT_PORT, PROJECT_API_URL
+from common.prefect_rest import FINAL_STATES, PrefectRest
+from local_server.processes import port_is_free, running
+from support import (
+    ROOT,
+    SERVING,
+    Stack,
+    descendants,
+    free_port,
+    linked_data_dir,
+    listening,
+    pids_with_arg,
+    script,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -22,49 +40,101 @@ pytestmark = pytest.mark.integration
 
 
 
-def test_serve_all_serves_triggered_runs_and_ctrl_c_leaves_nothing(stack: Stack, tmp_path: Path) -> None:
-    port = free_port()
-    env = stack.env(ETL_DATA_DIR=str(stack.data_dir))
-    env.pop("PREFECT_API_URL")
-    # its own Prefect home, so this server is not the session's
-    env["ETL_DATA_DIR"] = str(tmp_path / "data")
-    (tmp_path / "data" / "demo").mkdir(parents=True)
-    os.link(stack.data_dir / "demo" / "shop.duckdb", tmp_path / "data" / "demo" / "shop.duckdb")
-    log = open(tmp_path / "serve-all.log", "w+")
-    proc = subprocess.Popen(
-        [script("serve-all"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+def fresh_terminal_env(home: Path) -> dict[str, str]:
+    """A terminal with nothing exported: no PREFECT_*, ETL_*, DO_NOT_TRACK or CI variable, and
+    a HOME of its own (Prefect shows its telemetry notice once per home, in a terminal)."""
+    from prefect._internal.analytics.ci_detection import CI_ENV_VARS
+
+    drop = set(CI_ENV_VARS) | {"DO_NOT_TRACK"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ETL_")) and k not in drop}
+    home.mkdir(parents=True, exist_ok=True)
+    env["HOME"] = str(home)
+    return env
+
+
+class Terminal:
+    """A process on a pseudo-terminal, as a user runs it; everything it prints goes to a file."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        master, slave = pty.openpty()
+        self.log = log
+        log.touch()
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT,
+                                     start_new_session=True)
+        os.close(slave)
+        self._reader = threading.Thread(target=self._copy, args=(master,), daemon=True)
+        self._reader.start()
+
+    def _copy(self, master: int) -> None:
+        with open(self.log, "ab") as out:
+            while True:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:  # the terminal closed
+                    break
+                if not data:
+                    break
+                out.write(data)
+                out.flush()
+        os.close(master)
+
+    @property
+    def text(self) -> str:
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.log.read_text(errors="replace"))
+
+
+def test_serve_all_on_its_defaults_serves_the_banner_commands_from_a_fresh_terminal(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """serve-all as a new user starts it (port 4200, in a terminal); in a second terminal with
+    nothing exported, the banner's commands run exactly as printed reach the served
+    deployments and the runs complete; no telemetry notice anywhere; Ctrl-C leaves nothing."""
+    assert port_is_free("127.0.0.1", DEFAULT_PORT), (
+        f"port {DEFAULT_PORT} is taken: this test runs serve-all on its default port (stop the other server)"
     )
-    api = f"http://127.0.0.1:{port}/api"
+    data = linked_data_dir(stack, tmp_path)  # its own Prefect home, so this server is not the session's
+    first = dict(fresh_terminal_env(tmp_path / "home-1"), ETL_DATA_DIR=str(data),
+                 ETL_DEMO_API_PORT=str(free_port()), ETL_BOARD_PORT=str(free_port()))
+    terminal = Terminal([script("serve-all")], first, tmp_path / "serve-all.log")
+    proc = terminal.proc
+    started: set[int] = set()
+    pgdata = str(data / "prefect" / "pgdata").encode()
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "serve-all.log").read_text()[-3000:]
-            if "Your deployments are being served" in (tmp_path / "serve-all.log").read_text():
-                break
+        while SERVING not in terminal.text:
+            assert proc.poll() is None and time.monotonic() < deadline, terminal.text[-3000:]
             time.sleep(0.5)
-        else:
-            pytest.fail("serve-all never reached serving: " + (tmp_path / "serve-all.log").read_text()[-3000:])
         started = descendants(proc.pid)
-        assert started, "serve-all started no child processes?"
-        pgdata = str(tmp_path / "data" / "prefect" / "pgdata").encode()
         assert pids_with_arg(pgdata), "no embedded PostgreSQL found for the Prefect server"
-
-        limits = {g["name"]: g["limit"] for g in httpx.post(f"{api}/v2/concurrency_limits/filter", json={}).json()}
+        limits = {g["name"]: g["limit"] for g in httpx.post(f"{PROJECT_API_URL}/v2/concurrency_limits/filter",
+                                                             json={}).json()}
         assert limits["tag:database"] == 3 and limits["tag:api"] == 10
 
-        run_env = dict(env, PREFECT_API_URL=api)
-        triggered = subprocess.run(
-            [script("prefect"), "deployment", "run", "reports/local", "--watch", "--watch-timeout", "240"],
-            capture_output=True, text=True, timeout=300, env=run_env, cwd=ROOT, stdin=subprocess.DEVNULL,
-        )
-        assert triggered.returncode == 0, triggered.stdout[-2000:] + triggered.stderr[-2000:]
-        assert "COMPLETED" in triggered.stdout.upper()
+        banner = terminal.text.split("Trigger runs (from another terminal in this folder):", 1)[1]
+        commands = [line.strip() for line in banner.split("Watch the shared slots:", 1)[0].splitlines() if line.strip()]
+        assert len(commands) == 2, terminal.text[-3000:]
+        second = fresh_terminal_env(tmp_path / "home-2")
+        bin_dir = str(Path(sys.executable).parent)
+        ids = []
+        for command in commands:  # exactly as printed, `uv run` being this environment's scripts
+            assert command.startswith("uv run prefect deployment run '"), command
+            done = subprocess.run(["bash", "-c", command.replace("uv run ", f"{bin_dir}/", 1)], capture_output=True,
+                                  text=True, timeout=120, env=second, cwd=ROOT, stdin=subprocess.DEVNULL)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            ids.append(UUID(re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)))  # type: ignore[union-attr]
+        with PrefectRest(PROJECT_API_URL) as rest:
+            deadline = time.monotonic() + 300
+            while True:
+                runs = rest.flow_runs_by_id(ids)
+                if all(r.state_type in FINAL_STATES for r in runs.values()):
+                    break
+                assert time.monotonic() < deadline, {r.name: r.state_type for r in runs.values()}
+                time.sleep(1)
+        assert {r.state_type for r in runs.values()} == {"COMPLETED"}, terminal.text[-3000:]
+        assert "anonymous usage" not in terminal.text, "a telemetry notice reached the terminal"
 
         # The server and the demo API listen on loopback only.
-        listening = Path("/proc/net/tcp").read_text()
-        assert f":{port:04X} " in listening
-        assert f"00000000:{port:04X}" not in listening, "the Prefect server listens on all interfaces"
+        assert listening(DEFAULT_PORT) == [f"0100007F:{DEFAULT_PORT:04X}"], listening(DEFAULT_PORT)
 
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
@@ -80,7 +150,25 @@ def test_serve_all_serves_triggered_runs_and_ctrl_c_leaves_nothing(stack: Stack,
     # PostgreSQL daemonizes (its parent is init), so look for it by its data folder.
     assert not [p for p in pids_with_arg(pgdata) if running(p)], "the embedded PostgreSQL was left running"
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{api}/health", timeout=2)
+        httpx.get(f"{PROJECT_API_URL}/health", timeout=2)
+
+
+def test_prefect_toml_names_the_server_serve_all_starts_by_default() -> None:
+    import tomllib
+
+    settings = tomllib.loads((ROOT / "prefect.toml").read_text())
+    assert settings["api"]["url"] == PROJECT_API_URL
+
+
+def test_prefect_cli_in_the_folder_fails_instead_of_starting_a_server_of_its_own(tmp_path: Path) -> None:
+    """With nothing exported and nothing on the port prefect.toml names, Prefect's CLI fails
+    with its connection error rather than starting a temporary server."""
+    assert port_is_free("127.0.0.1", DEFAULT_PORT), f"port {DEFAULT_PORT} is taken"
+    done = subprocess.run([script("prefect"), "deployment", "ls"], capture_output=True, text=True, timeout=120,
+                          env=fresh_terminal_env(tmp_path / "home"), cwd=ROOT, stdin=subprocess.DEVNULL)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-2000:]
+    assert "ConnectError" in output and "temporary server" not in output.lower(), output[-2000:]
 
 
 def test_a_killed_owner_leaves_no_server_or_postgres_behind(tmp_path: Path) -> None:
