@@ -26,6 +26,7 @@ os.environ.update(
         "ETL_PROJECT_DIR": str(ROOT),
         "ETL_DATA_DIR": str(SESSION_DIR / "data"),
         "ETL_DEMO_API_PORT": str(API_PORT),
+        "ETL_BOARD_PORT": str(free_port()),  # the live board of every serve-all the tests start
         "PREFECT_HOME": str(SESSION_DIR / "client-home"),
     }
 )

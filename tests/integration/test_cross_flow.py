@@ -103,6 +103,8 @@ def test_serve_all_demo_completes_both_flows(demo_run) -> None:  # type: ignore[
     assert len(runs) == 2, output[-2000:]
     assert all(r.state_type.value == "COMPLETED" for r in runs), by_flow
     assert "Live slot board:" in output and "uv run prefect deployment run 'ingest/local'" in output
+    # The watchdog ran all along (serve-all's default) and never touched a live holder.
+    assert "auto-repair" not in output, [line for line in output.splitlines() if "auto-repair" in line]
 
 
 @pytest.mark.parametrize("tag", ["database", "api"])

@@ -57,7 +57,8 @@ def slot_board(registry: Registry, api_url: str, port: int) -> Iterator[str | No
         yield None
 
 
-def serve_packages(up: Started, packages: tuple[str, ...] | None = None, board: bool = True) -> None:
+def serve_packages(up: Started, packages: tuple[str, ...] | None = None, board: bool = True,
+                   auto_repair: bool = False) -> None:
     """Serve the deployments of ``packages`` (default: every flow package) in one
     ``prefect.serve`` call, after printing what to type next."""
     from prefect import serve
@@ -68,6 +69,10 @@ def serve_packages(up: Started, packages: tuple[str, ...] | None = None, board: 
     deployments = build_deployments(packages)
     with ExitStack() as stack:
         board_url = stack.enter_context(slot_board(up.registry, up.api_url, up.settings.board_port)) if board else None
+        if auto_repair:
+            from slot_tools.watchdog import watching
+
+            stack.enter_context(watching(up.registry, up.api_url))
         print(banner(up.api_url, deployment_names(packages), board_url), flush=True)
         serve(*deployments, limit=None)
 
@@ -79,6 +84,7 @@ def serve_all(
     port: int = typer.Option(DEFAULT_PORT, "--port", help="Port of the local Prefect server (when PREFECT_API_URL is unset)."),
     no_sync: bool = typer.Option(False, "--no-sync", help="Do not change the server's limits (they are managed elsewhere, e.g. by CI): only check them and refuse to start if a task tag has no active limit."),
     server_db: str = typer.Option("postgres", "--server-db", help="Database of the local Prefect server: postgres (embedded, fast slot hand-off) or sqlite."),
+    no_auto_repair: bool = typer.Option(False, "--no-auto-repair", help="Do not free leaked slots automatically (the watchdog); `uv run slots repair` still can."),
 ) -> None:
     """Serve the ingest and reports deployments side by side on one Prefect server."""
     install_stop_signals()
@@ -97,7 +103,7 @@ def serve_all(
                         os.kill(os.getpid(), signal.SIGTERM)  # the runner's own graceful stop
 
             threading.Thread(target=drive, name="serve-all-demo", daemon=True).start()
-        serve_packages(up)
+        serve_packages(up, auto_repair=not no_auto_repair)
     if once and demo and not outcome.get("ok", False):
         raise SystemExit(1)
 

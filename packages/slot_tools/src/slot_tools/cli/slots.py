@@ -166,6 +166,23 @@ def board(
                  "set ETL_BOARD_PORT or --port to a free port")
 
 
+@app.command("doctor")
+def doctor() -> None:
+    """Repair leaked slots automatically, every few seconds, until Ctrl-C (a sidecar for a
+    server serve-all did not start; serve-all runs the same watchdog itself)."""
+    import threading
+
+    from slot_tools.watchdog import GRACE_SECONDS, INTERVAL_SECONDS, Watchdog
+
+    with session() as (registry, api_url):
+        print(f"slots doctor: watching {api_url} every {INTERVAL_SECONDS:g} s; a leak is freed once it "
+              f"persisted {GRACE_SECONDS:g} s (Ctrl-C stops it)", flush=True)
+        try:
+            Watchdog(registry, api_url).run(threading.Event())
+        except KeyboardInterrupt:
+            pass
+
+
 @app.command("repair")
 def repair(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),

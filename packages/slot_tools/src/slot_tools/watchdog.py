@@ -1,0 +1,85 @@
+"""Automatic leak repair: the rulebook and ``slots repair``, applied every few seconds.
+
+A leaked slot (a counter above its live leases; leases of task runs, or flow runs, that are
+over) is freed only once the same leak has persisted for ``grace`` seconds on top of the
+rulebook's own release grace, so a holder in the middle of releasing its slot is never
+mistaken for a dead one, and a live holder never is (the rules never flag one). Each repair
+is one WARNING line naming the limit, the slots freed and why. serve-all runs it in a
+thread (``--no-auto-repair`` turns it off); ``uv run slots doctor`` runs it in the
+foreground beside a server serve-all did not start.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from common.logs import get_logger
+from common.resources import Registry
+from slot_tools.repair import RepairAction, apply_repair, plan_repair
+from slot_tools.snapshot import take_snapshot
+
+INTERVAL_SECONDS = 2.0
+GRACE_SECONDS = 6.0
+
+log = get_logger("watchdog")
+
+
+class Watchdog:
+    """One look at a time (:meth:`tick`); a leak is repaired once it persisted ``grace`` s."""
+
+    def __init__(self, registry: Registry, api_url: str, grace: float = GRACE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = registry
+        self.api_url = api_url
+        self.grace = grace
+        self.clock = clock
+        self._first_seen: dict[tuple[str, str], float] = {}
+        self.repaired: list[RepairAction] = []
+
+    def due(self, actions: list[RepairAction]) -> list[RepairAction]:
+        """The actions whose leak has been seen for at least ``grace`` seconds."""
+        now = self.clock()
+        current = {(a.tag, a.kind): a for a in actions if a.kind != "wait"}
+        self._first_seen = {key: self._first_seen.get(key, now) for key in current}
+        return [a for key, a in current.items() if now - self._first_seen[key] >= self.grace]
+
+    def tick(self) -> list[RepairAction]:
+        """Read the slots, repair what is due, return what was repaired."""
+        due = self.due(plan_repair(take_snapshot(self.registry, self.api_url)))
+        if not due:
+            return []
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            done = apply_repair(client, due)
+        for action in done:
+            seen = self.clock() - self._first_seen.pop((action.tag, action.kind), self.clock())
+            log.warning(f"auto-repair: {action.describe()} (leaked for {seen:.0f} s)", tag=action.tag,
+                        slots=action.slots, kind=action.kind)
+        self.repaired.extend(done)
+        return done
+
+    def run(self, stop: threading.Event, interval: float = INTERVAL_SECONDS) -> None:
+        """Tick every ``interval`` seconds until ``stop`` is set; a failed look is retried."""
+        while not stop.wait(interval):
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - the server restarting, say: look again next time
+                log.debug(f"watchdog: could not read the slots ({type(exc).__name__}: {exc})")
+
+
+@contextmanager
+def watching(registry: Registry, api_url: str) -> Iterator[Watchdog]:
+    """The watchdog in a background thread while the block runs."""
+    dog = Watchdog(registry, api_url)
+    stop = threading.Event()
+    thread = threading.Thread(target=dog.run, args=(stop,), name="slot-watchdog", daemon=True)
+    thread.start()
+    try:
+        yield dog
+    finally:
+        stop.set()
+        thread.join(timeout=10)
