@@ -92,8 +92,16 @@ def test_ingest_failing_in_a_load_leaves_each_dataset_old_or_new(halfway, stack:
     print("before:", before, "\nafter: ", after)
     assert after["orders"] == before["orders"], "the failed load replaced orders"
     assert after["regions"] != before["regions"] and after["regions"][0] == new_rows["regions"], "regions not published whole"
-    for dataset, value in after.items():
-        assert value == before.get(dataset) or value[0] > 0, f"{dataset} is neither the old nor a whole new dataset"
+    # The reference datasets are published whole (the changed format only broke the join that
+    # needs the dropped column): every row the partner has, and not the old file's.
+    from demo_systems.partner_api.data import build_reference_db
+
+    partner, _ = build_reference_db()
+    partner_rows = {f"ref_{name}": partner.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
+                    for name in ("fx_rates", "countries")}
+    assert set(after) == {"orders", "regions", *partner_rows}, sorted(after)
+    for dataset, rows in partner_rows.items():
+        assert after[dataset][0] == rows and after[dataset] != before.get(dataset), f"{dataset} not published whole"
     assert sorted(p.name for p in (data / "lake").iterdir()) == sorted(
         [".staging", *(f"{d}.parquet" for d in after)]
     ), "stray files in the lake"

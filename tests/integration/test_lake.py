@@ -67,10 +67,18 @@ def test_publish_replaces_atomically_and_a_failed_write_keeps_the_old_dataset(tm
     publish(first, target)
     assert parquet_rows(target) == 1 and not first.exists()
 
-    # A second run fails while writing its staged file: the published dataset is untouched.
+    # A second run fails halfway through writing its staged file (the source breaks after the
+    # first batch): the lake's writer leaves neither a partial file nor its scratch CSV, and
+    # the published dataset is untouched.
     stage2 = staging_dir(lake, "run-2")
-    with pytest.raises(duckdb.Error):
-        duckdb.sql("COPY (SELECT 1 / 0 :: INTEGER AS v, error('boom')) TO '" + str(stage2 / "orders.parquet") + "'")
+
+    def batches():  # type: ignore[no-untyped-def]
+        yield [(1,), (2,)]
+        raise ConnectionError("the database went away mid-extract")
+
+    with pytest.raises(ConnectionError):
+        write_batches_to_parquet(["v"], batches(), stage2 / "orders.parquet")
+    assert list(stage2.iterdir()) == [], "a failed write left files in staging"
     assert parquet_rows(target) == 1
     assert remove_staging(lake, "run-2") and not stage2.exists()
 

@@ -48,23 +48,55 @@ def test_malformed_limits_file_is_refused_and_changes_nothing(stack: Stack, pref
     assert after == before
 
 
-def test_missing_limit_makes_entry_points_refuse_naming_the_tag(stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
-    prefect_client.delete_global_concurrency_limit_by_name("tag:api")
+@pytest.mark.parametrize("fault", ["missing", "inactive"])
+def test_a_tag_without_an_active_limit_makes_every_entry_point_refuse_naming_it(stack: Stack, prefect_client, fault: str) -> None:  # type: ignore[no-untyped-def]
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    if fault == "missing":
+        prefect_client.delete_global_concurrency_limit_by_name("tag:api")
+        says = "tag 'api' has no limit on the server, so Prefect would run it unlimited"
+    else:
+        prefect_client.update_global_concurrency_limit("tag:api", GlobalConcurrencyLimitUpdate(active=False))
+        says = "limit tag:api is inactive, so Prefect would run tag 'api' unlimited"
     try:
         check = run_cli("limits", "check")
-        assert check.returncode == 2
-        assert "tag 'api' has no limit on the server" in check.stderr
-        ingest = run_cli("ingest", timeout=120)
-        assert ingest.returncode == 2, ingest.stdout + ingest.stderr
-        assert "tag 'api' has no limit on the server, so Prefect would run it unlimited" in ingest.stderr
-        assert len(ingest.stderr.strip().splitlines()) == 1, ingest.stderr
+        assert check.returncode == 2 and says in check.stderr, check.stdout + check.stderr
+        for command in ("ingest", "reports"):
+            run = run_cli(command, timeout=120)
+            assert run.returncode == 2, run.stdout + run.stderr
+            assert says in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
         serve = run_cli("serve-all", "--no-sync", timeout=120)
-        assert serve.returncode == 2, serve.stdout + serve.stderr
-        assert "tag 'api' has no limit on the server" in serve.stderr
+        assert serve.returncode == 2 and says in serve.stderr, serve.stdout + serve.stderr
         assert "being served" not in serve.stdout
+        inspect = run_cli("slots", "--check")
+        assert inspect.returncode == 1 and "tag:api" in inspect.stdout, inspect.stdout
     finally:
         assert run_cli("limits", "sync").returncode == 0
-    assert prefect_client.read_global_concurrency_limit_by_name("tag:api").limit == get_registry()["api"].slots
+    restored = prefect_client.read_global_concurrency_limit_by_name("tag:api")
+    assert restored.limit == get_registry()["api"].slots and restored.active
+
+
+def test_prune_deletes_only_limits_an_earlier_sync_created(stack: Stack, prefect_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A limit someone else made survives ``--prune``; one this project made and the file no
+    longer declares goes, and the managed names on the server follow."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.variables import Variable
+
+    prefect_client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="tag:someone-else", limit=1))
+    extra = tmp_path / "limits.toml"
+    extra.write_text((ROOT / "limits.toml").read_text() + '\n[resources.scratch]\nslots = 2\n')
+    try:
+        assert run_cli("limits", "sync", env=stack.env(ETL_LIMITS_FILE=str(extra))).returncode == 0
+        assert "scratch" in Variable.get("etl_managed_limits")
+        pruned = run_cli("limits", "sync", "--prune")
+        assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+        assert "done: tag:scratch: managed by this project but no longer in the file; delete" in pruned.stdout
+        assert "note: tag:someone-else: on the server (1 slots) but not in the file; left alone" in pruned.stdout
+        names = {g.name for g in prefect_client.read_global_concurrency_limits()}
+        assert "tag:scratch" not in names and "tag:someone-else" in names
+        assert "scratch" not in Variable.get("etl_managed_limits")
+    finally:
+        prefect_client.delete_global_concurrency_limit_by_name("tag:someone-else")
 
 
 def test_unreachable_server_fails_within_seconds(stack: Stack) -> None:

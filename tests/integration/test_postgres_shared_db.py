@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT, Stack, edited_limits, run_cli, script
+from support import ROOT, Stack, edited_limits, flow_run_id, run_cli, script
 
 pytestmark = pytest.mark.integration
 
@@ -189,6 +189,14 @@ def test_a_limit_above_the_roles_cap_gets_connections_refused(
     print(f"PostgreSQL refused {refused} connections for role etl (CONNECTION LIMIT {shared_pg.slots})")
     assert refused > 0
     assert sum(lines.values()) > 0
+
+    # The server's records prove the breach after the fact: `slots history` judges the runs
+    # against the repository's limits file (3 slots) and exits 1.
+    runs = [a for _, output, _ in results.values() for a in ("--flow-run", flow_run_id(output))]
+    history = run_cli("slots", "history", *runs)
+    print(history.stdout[-1500:])
+    assert history.returncode == 1, history.stdout + history.stderr
+    assert "EXCEEDED: tag:database" in history.stdout
 
 
 def test_a_failed_load_keeps_the_previous_dataset(

@@ -5,12 +5,10 @@ PostgreSQL) on its default port, prints commands that work as printed from a fre
 from __future__ import annotations
 
 import os
-import pty
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from uuid import UUID
@@ -25,6 +23,7 @@ from support import (
     ROOT,
     SERVING,
     Stack,
+    Terminal,
     descendants,
     free_port,
     linked_data_dir,
@@ -50,37 +49,6 @@ def fresh_terminal_env(home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     env["HOME"] = str(home)
     return env
-
-
-class Terminal:
-    """A process on a pseudo-terminal, as a user runs it; everything it prints goes to a file."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        master, slave = pty.openpty()
-        self.log = log
-        log.touch()
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT,
-                                     start_new_session=True)
-        os.close(slave)
-        self._reader = threading.Thread(target=self._copy, args=(master,), daemon=True)
-        self._reader.start()
-
-    def _copy(self, master: int) -> None:
-        with open(self.log, "ab") as out:
-            while True:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:  # the terminal closed
-                    break
-                if not data:
-                    break
-                out.write(data)
-                out.flush()
-        os.close(master)
-
-    @property
-    def text(self) -> str:
-        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.log.read_text(errors="replace"))
 
 
 def test_serve_all_on_its_defaults_serves_the_banner_commands_from_a_fresh_terminal(

@@ -11,10 +11,10 @@ from uuid import UUID
 from common.prefect_rest import FINAL_STATES
 
 
-def trigger(client: Any, name: str) -> UUID:
-    """A run of the served deployment ``name`` (``flow/deployment``)."""
+def trigger(client: Any, name: str, **parameters: Any) -> UUID:
+    """A run of the served deployment ``name`` (``flow/deployment``), with these parameters."""
     deployment = client.read_deployment_by_name(name)
-    return client.create_flow_run_from_deployment(deployment.id).id  # type: ignore[no-any-return]
+    return client.create_flow_run_from_deployment(deployment.id, parameters=parameters or None).id  # type: ignore[no-any-return]
 
 
 def wait_final(client: Any, ids: list[UUID], timeout: float = 240) -> dict[UUID, Any]:

@@ -105,17 +105,16 @@ def test_honours_retry_after(server: Server) -> None:
         assert api.get_json("/test/once-429", params={"key": "ra"}) == {"ok": True}
         elapsed = time.monotonic() - started
     assert elapsed >= 1.0, f"retried after {elapsed:.2f}s, before Retry-After: 1"
-    assert elapsed < 3.0
+    assert len(api.waits) == 1 and 1.0 <= api.waits[0] <= 1.1, api.waits  # Retry-After, not a backoff
     assert server.hits["ra"] == 2
     assert (api.attempts, api.retries) == (2, 1)
 
 
 def test_retry_after_is_capped(server: Server) -> None:
     with client(server, max_retry_wait=0.2) as api:
-        started = time.monotonic()
         assert api.get_json("/test/long-retry-after", params={"key": "cap"}) == {"ok": True}
-        assert time.monotonic() - started < 2.0
     assert api.retries == 1
+    assert len(api.waits) == 1 and api.waits[0] <= 0.2 + 0.1, api.waits  # capped, not the header's value
 
 
 def test_gives_up_after_max_attempts_on_500(server: Server) -> None:
@@ -139,10 +138,9 @@ def test_gives_up_on_persistent_429_with_a_hint(server: Server) -> None:
 
 def test_fails_fast_on_404_with_server_detail(server: Server) -> None:
     with client(server) as api:
-        started = time.monotonic()
         with pytest.raises(PartnerApiError) as info:
             api.fetch_reference_page("no_such_dataset", 1)
-        assert time.monotonic() - started < 1.0
+    assert api.waits == [], "a 404 was retried"
     assert "HTTP 404" in str(info.value) and "unknown dataset 'no_such_dataset'" in str(info.value)
     assert info.value.attempts == 1
     assert (api.attempts, api.retries) == (1, 0)
@@ -173,14 +171,13 @@ def test_timeout_is_retried_then_reported(server: Server) -> None:
     assert server.hits["hang"] == 2
 
 
-def test_closed_port_fails_within_seconds() -> None:
+def test_closed_port_fails_after_bounded_backoffs() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
     with PartnerApi(url) as api, pytest.raises(PartnerApiError) as info:
         api.fetch_reference_index()
-    elapsed = time.monotonic() - started
     message = str(info.value)
-    assert elapsed < 8.0
+    # Bounded: three exponential backoffs (0.5, 1, 2 s, up to 20% jitter), never Retry-After waits.
+    assert len(api.waits) == 3 and sum(api.waits) <= (0.5 + 1 + 2) * 1.2, api.waits
     assert message.startswith(f"partner API at {url} unreachable")
     assert "after 4 attempts (connection refused)" in message and "ETL_API_URL" in message
     assert info.value.status is None and api.retries == 3

@@ -114,8 +114,9 @@ def _hint(status: int | None, reason: str, timeout_setting: str = "ETL_API_TIMEO
 class PartnerApi:
     """A small, retrying JSON client over one ``httpx.Client`` (thread-safe, reusable).
 
-    ``attempts`` and ``retries`` count this instance's HTTP attempts and retries, so a task
-    can log how hard the partner pushed back.
+    ``attempts`` and ``retries`` count this instance's HTTP attempts and retries, and
+    ``waits`` holds the pause chosen before each retry, so a task can log how hard the
+    partner pushed back.
     """
 
     def __init__(
@@ -146,6 +147,7 @@ class PartnerApi:
         self._random = random.Random()
         self.attempts = 0
         self.retries = 0
+        self.waits: list[float] = []  # the pause chosen before each retry, in seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PartnerApi:
@@ -215,6 +217,7 @@ class PartnerApi:
                 break
             with self._lock:
                 self.retries += 1
+                self.waits.append(wait)
             log.warning(
                 "partner_api.retry", method=method, path=path, reason=reason,
                 attempt=attempt, max_attempts=self.max_attempts, wait_s=round(wait, 2),

@@ -8,6 +8,7 @@ Prefect, so they and every child process (served flow runs) reach the one server
 
 from __future__ import annotations
 
+import base64
 import os
 
 import httpx
@@ -52,6 +53,21 @@ def client_env(api_url: str) -> dict[str, str]:
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         **prefect_logging_env(),
     }
+
+
+AUTH_STRING_SETTING = "PREFECT_API_AUTH_STRING"  # a self-hosted server's "user:password"
+API_KEY_SETTING = "PREFECT_API_KEY"  # Prefect Cloud
+
+
+def auth_headers() -> dict[str, str]:
+    """The credentials every request to the Prefect API carries, exactly as Prefect's own
+    client sends them: an auth string as HTTP basic auth (it wins), else an API key as a
+    bearer token. Read from the environment, never from a command line."""
+    auth_string = os.environ.get(AUTH_STRING_SETTING)
+    if auth_string:
+        return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
+    api_key = os.environ.get(API_KEY_SETTING)
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def use_api(api_url: str | None = None) -> str:

@@ -90,7 +90,20 @@ class PrefectRest:
     """Read-only calls; the caller closes it (context manager)."""
 
     def __init__(self, api_url: str, timeout: float = 10.0) -> None:
-        self.http = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=timeout)
+        from common.prefect_api import auth_headers
+
+        self.api_url = api_url
+        self.http = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=timeout, headers=auth_headers(),
+                                 event_hooks={"response": [self._refused]})
+
+    def _refused(self, response: httpx.Response) -> None:
+        if response.status_code in (401, 403):
+            from common.prefect_api import ServerUnavailableError
+
+            raise ServerUnavailableError(
+                f"the Prefect server at {self.api_url} refused the request (HTTP {response.status_code}): "
+                "set PREFECT_API_AUTH_STRING (its auth string) or PREFECT_API_KEY"
+            )
 
     def __enter__(self) -> "PrefectRest":
         return self

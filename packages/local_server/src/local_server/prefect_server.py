@@ -61,6 +61,7 @@ class LocalPrefectServer:
     host: str = DEFAULT_HOST
     backend: str = "postgres"  # or "sqlite" (Prefect's default; slow hand-off under load)
     extra_env: dict[str, str] = field(default_factory=dict)
+    auth_string: str | None = field(default=None, repr=False)  # the server's API auth string, if any
     postgres: EmbeddedPostgres | None = None
     notes: list[str] = field(default_factory=list)  # what start() found and did, one line each
     _api: Child | None = field(default=None, repr=False)
@@ -82,6 +83,21 @@ class LocalPrefectServer:
     def pid(self) -> int | None:
         """The server process (the leader of its own process group)."""
         return self._api.pid if self._api is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the server process we started runs."""
+        return self._api is not None and self._api.running
+
+    @property
+    def database_running(self) -> bool:
+        """True while its PostgreSQL runs (always, on SQLite)."""
+        if self.backend != "postgres":
+            return True
+        try:
+            return running(int((self.home / "pgdata" / "postmaster.pid").read_text().splitlines()[0]))
+        except (OSError, ValueError, IndexError):
+            return False
 
     @property
     def pid_file(self) -> Path:
@@ -144,6 +160,8 @@ class LocalPrefectServer:
             self.postgres = EmbeddedPostgres(self.home / "pgdata")
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.postgres.start()
         env.update(self.extra_env)
+        if self.auth_string:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string  # environment only, never argv
         self._api = Child(
             "the Prefect server",
             [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)],

@@ -9,13 +9,16 @@ reading, so it renders at once; it then reads ``api/board`` about once a second.
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections import defaultdict
 from importlib.resources import files
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+
+from common.prefect_api import auth_headers
 
 from common.resources import Registry
 from slot_tools.model import Snapshot
@@ -55,6 +58,18 @@ def render_page(data: dict[str, Any]) -> str:
 def create_board(registry: Registry, api_url: str) -> FastAPI:
     """The board's app: ``/`` the page, ``/api/board`` the data (a fresh reading each time)."""
     app = FastAPI(title="Shared slots: live board", docs_url=None, redoc_url=None, openapi_url=None)
+    # Against a server with an auth string the board asks the browser for the same
+    # credentials (HTTP basic auth): it shows what the server shows to whoever may read it.
+    expected = auth_headers().get("Authorization", "")
+    if expected.startswith("Basic "):
+
+        @app.middleware("http")
+        async def same_credentials(request: Request, call_next: Any) -> Response:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return Response("the Prefect server's credentials are needed", status_code=401,
+                                headers={"WWW-Authenticate": 'Basic realm="slot board"'})
+            return await call_next(request)  # type: ignore[no-any-return]
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
