@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -23,6 +24,7 @@ from common.errors import user_errors
 from common.prefect_api import DEFAULT_PORT, PROJECT_API_URL
 from common.resources import Registry
 from deployments.startup import Started, install_stop_signals, started
+from deployments.supervisor import supervising
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -89,7 +91,19 @@ def serve_all(
     """Serve the ingest and reports deployments side by side on one Prefect server."""
     install_stop_signals()
     outcome: dict[str, bool] = {}
-    with started("serve-all", "local", sync=not no_sync, port=port, server_db=server_db) as up, user_errors():
+    fatal: list[str] = []
+
+    def give_up(message: str) -> None:
+        """A part of the stack died for good: stop serving; everything started is stopped."""
+        fatal.append(message)
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)  # the runner's own graceful stop
+
+    with (
+        started("serve-all", "local", sync=not no_sync, port=port, server_db=server_db) as up,
+        user_errors(),
+        supervising(up.local_server, up.demo_api, give_up),
+    ):
         if demo:
             from deployments.demo import run_demo, wait_for_flow_run_processes
             from deployments.registry import deployment_names
@@ -104,6 +118,8 @@ def serve_all(
 
             threading.Thread(target=drive, name="serve-all-demo", daemon=True).start()
         serve_packages(up, auto_repair=not no_auto_repair)
+    if fatal:
+        raise SystemExit(1)
     if once and demo and not outcome.get("ok", False):
         raise SystemExit(1)
 

@@ -17,12 +17,12 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from common.errors import user_errors
 from common.limits_check import require_limits
 from common.logs import configure_logging
-from common.prefect_api import DEFAULT_PORT, ServerUnavailableError, connect
+from common.prefect_api import AUTH_STRING_SETTING, DEFAULT_PORT, ServerUnavailableError, connect
 from common.resources import Registry, get_registry
 from common.settings import Settings, export_to_env, get_settings
 
@@ -39,6 +39,8 @@ class Started:
     settings: Settings
     registry: Registry
     api_url: str
+    local_server: Any = None  # the LocalPrefectServer this command started, if any
+    demo_api: Any = None  # the DemoApiProcess it started, if any
 
     @property
     def ui_url(self) -> str:
@@ -103,7 +105,12 @@ def started(
         if server == "shared":
             api_url = _shared_server(command)
         elif server == "local" and not os.environ.get("PREFECT_API_URL"):
-            candidate = LocalPrefectServer(home=settings.prefect_home, port=port, backend=server_db)
+            # With PREFECT_SERVER_API_AUTH_STRING set, the local server requires it and every
+            # client we start sends it (PREFECT_API_AUTH_STRING), as a production server would.
+            auth = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
+            candidate = LocalPrefectServer(home=settings.prefect_home, port=port, backend=server_db, auth_string=auth)
+            if auth:
+                os.environ.setdefault(AUTH_STRING_SETTING, auth)
             started_here = candidate.start()
             for note in candidate.notes:
                 print(note)
@@ -126,10 +133,10 @@ def started(
                 require_limits(registry)  # direct runs never change the server's limits
             else:
                 prepare_limits(registry, settings, sync)
-            with demo_parts(settings, registry) as done:
-                for line in done:
+            with demo_parts(settings, registry) as parts:
+                for line in parts.done:
                     print(line)
-                yield Started(settings, registry, api_url)
+                yield Started(settings, registry, api_url, local, parts.api)
     finally:
         if local is not None:
             print("stopping the local Prefect server ...")

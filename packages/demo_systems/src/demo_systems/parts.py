@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from common.errors import UserError
 from common.logs import get_logger
@@ -22,8 +24,16 @@ class DemoApiUnavailableError(UserError):
     """The embedded demo API could not start; the message is one line that says what to fix."""
 
 
+@dataclass
+class DemoParts:
+    """What :func:`demo_parts` did (one line each) and the demo API process it started, if any."""
+
+    done: list[str] = field(default_factory=list)
+    api: Any = None  # demo_systems.partner_api.process.DemoApiProcess
+
+
 @contextmanager
-def demo_parts(settings: Settings, registry: Registry) -> Iterator[list[str]]:
+def demo_parts(settings: Settings, registry: Registry) -> Iterator[DemoParts]:
     """Seed the demo database if missing and run the demo API if needed; yields what it did."""
     from demo_systems.partner_api.process import DemoApiProcess, answers
     from demo_systems.shop.build import ensure_demo_database
@@ -50,7 +60,7 @@ def demo_parts(settings: Settings, registry: Registry) -> Iterator[list[str]]:
                 raise DemoApiUnavailableError(str(exc)) from None
             done.append(f"demo API started at {api.url} (capacity {registry[API].slots}, pid {api.pid})")
     try:
-        yield done
+        yield DemoParts(done, api)
     finally:
         if api is not None:
             api.stop()

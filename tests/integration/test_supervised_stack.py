@@ -1,0 +1,100 @@
+"""serve-all supervises what it started: the local Prefect server SIGKILLed while both flows
+hold slots is restarted on the same data (one WARNING line), the runs end in a final state
+instead of hanging, every slot comes back with nobody typing a repair, and Ctrl-C then leaves
+nothing running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+
+from common.prefect_api import not_ready
+from common.prefect_rest import FINAL_STATES, PrefectRest
+from support import (
+    ROOT,
+    SERVING,
+    Stack,
+    descendants,
+    free_port,
+    linked_data_dir,
+    pids_with_arg,
+    running,
+    script,
+    slot_usage,
+    stop_with_ctrl_c,
+    wait_for_text,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _trigger(api: str, name: str) -> str:
+    deployment = httpx.get(f"{api}/deployments/name/{name}", timeout=10).json()
+    return str(httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10).json()["id"])
+
+
+def test_a_killed_prefect_server_is_restarted_and_nothing_leaks(stack: Stack, tmp_path: Path) -> None:
+    data = linked_data_dir(stack, tmp_path)
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = stack.env(ETL_DATA_DIR=str(data), ETL_DEMO_API_PORT=str(free_port()), ETL_BOARD_PORT=str(free_port()))
+    env.pop("PREFECT_API_URL")
+    log = tmp_path / "serve-all.log"
+    proc = subprocess.Popen([script("serve-all"), "--port", str(port)], stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+    started: set[int] = set()
+    pgdata = str(data / "prefect" / "pgdata").encode()
+    try:
+        wait_for_text(log, SERVING, proc, timeout=180)
+        started = descendants(proc.pid)
+        runs = [_trigger(api, name) for name in ("ingest/local", "reports/local")]
+        deadline = time.monotonic() + 120
+        while slot_usage(api)[1] == 0:
+            assert time.monotonic() < deadline, "the runs never held a database slot"
+            time.sleep(0.2)
+        old = int((data / "prefect" / "server.pid").read_text())
+        os.killpg(old, signal.SIGKILL)  # the server and everything in its process group
+        killed = time.monotonic()
+
+        while not_ready(api, timeout=2) is not None or int((data / "prefect" / "server.pid").read_text()) == old:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() - killed < 60, "no ready server 60 s after the kill"
+            time.sleep(0.5)
+        back = time.monotonic() - killed
+        text = log.read_text()
+        assert "the local Prefect server on" in text and "died (" in text and "restarting it" in text, text[-3000:]
+
+        with PrefectRest(api) as rest:
+            deadline = time.monotonic() + 240
+            while True:
+                states = {str(i): r.state_type for i, r in rest.flow_runs_by_id([UUID(r) for r in runs]).items()}
+                if len(states) == 2 and all(s in FINAL_STATES for s in states.values()):
+                    break
+                assert time.monotonic() < deadline, f"runs still not over 240 s after the restart: {states}"
+                time.sleep(1)
+        assert set(states.values()) <= {"COMPLETED", "FAILED"}, states
+        deadline = killed + 180
+        while slot_usage(api) != (0, 0) or slot_usage(api, "api") != (0, 0):
+            assert time.monotonic() < deadline, f"slots still taken 3 min after the kill: {slot_usage(api)}"
+            time.sleep(1)
+        print(f"\nready server back {back:.1f} s after SIGKILL; runs ended {states}; every slot free "
+              f"{time.monotonic() - killed:.0f} s after the kill")
+        stop_with_ctrl_c(proc)
+        assert proc.returncode == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(running(p) for p in started):
+        time.sleep(0.2)
+    assert not [p for p in started if running(p)], "serve-all left processes running"
+    assert not [p for p in pids_with_arg(pgdata) if running(p)], "the embedded PostgreSQL was left running"
+    assert not [p for p in pids_with_arg(f"--port\x00{port}".encode()) if running(p)], "a Prefect server was left"
