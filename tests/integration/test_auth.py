@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import ROOT, Stack, free_port, linked_data_dir, run_cli, script, wait_for_text
+from support import ROOT, Stack, command_lines, free_port, linked_data_dir, run_cli, script, wait_for_text
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +36,6 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert SECRET not in log and "s3cr3t" not in log, "the auth string is in the server's log"
 
 
-def _cmdlines() -> list[bytes]:
-    out = []
-    for path in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            out.append(path.read_bytes())
-        except OSError:
-            continue
-    return out
 
 
 def test_the_whole_journey_works_with_the_credentials_and_fails_clearly_without(
@@ -86,7 +78,7 @@ def test_the_whole_journey_works_with_the_credentials_and_fails_clearly_without(
         basic = "Basic " + base64.b64encode(SECRET.encode()).decode()
         reading = httpx.get(url, headers={"Authorization": basic}, timeout=10)
         assert reading.status_code == 200 and {v["tag"] for v in reading.json()["limits"]} == {"database", "api"}
-        assert all(SECRET.encode() not in c for c in _cmdlines()), "the auth string is on a command line"
+        assert all(SECRET.encode() not in c for c in command_lines()), "the auth string is on a command line"
     finally:
         board.terminate()
         board.wait(timeout=30)

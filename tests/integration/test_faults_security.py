@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from support import Stack, free_port, listening, run_cli
+from support import Stack, command_lines, free_port, listening, run_cli
 from support import CliRun, flow_run_id, linked_data_dir, server_text
 
 pytestmark = pytest.mark.integration
@@ -42,14 +42,6 @@ def token_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         api.stop()
 
 
-def _cmdlines() -> list[bytes]:
-    out = []
-    for path in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            out.append(path.read_bytes())
-        except OSError:
-            continue
-    return out
 
 
 def test_token_never_shows_and_a_wrong_token_is_one_line(stack: Stack, prefect_client, token_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -71,7 +63,7 @@ def test_token_never_shows_and_a_wrong_token_is_one_line(stack: Stack, prefect_c
     assert held, "`slots` never showed a holder while the token-bearing run ran: nothing was checked"
     slots = run_cli("slots")
     seen.append(slots.stdout + slots.stderr)
-    assert all(TOKEN.encode() not in c for c in _cmdlines()), "the token is on a process command line"
+    assert all(TOKEN.encode() not in c for c in command_lines()), "the token is on a process command line"
 
     right, wrong = runs["right"].finish(300), runs["wrong"].finish(300)
     print(f"\nright token: exit {right.code} after {right.seconds:.1f} s; wrong token: exit {wrong.code}: {wrong.error_lines}")

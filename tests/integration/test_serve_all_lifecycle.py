@@ -26,6 +26,7 @@ from support import (
     Terminal,
     descendants,
     free_port,
+    left_running,
     linked_data_dir,
     listening,
     pids_with_arg,
@@ -110,13 +111,7 @@ def test_serve_all_on_its_defaults_serves_the_banner_commands_from_a_fresh_termi
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(running(p) for p in started):
-        time.sleep(0.2)
-    left = [p for p in started if running(p)]
-    assert not left, f"serve-all left processes running: {left}"
-    # PostgreSQL daemonizes (its parent is init), so look for it by its data folder.
-    assert not [p for p in pids_with_arg(pgdata) if running(p)], "the embedded PostgreSQL was left running"
+    assert left_running(started, pgdata) == [], "serve-all left processes running"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{PROJECT_API_URL}/health", timeout=2)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import re
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from prefect import Task

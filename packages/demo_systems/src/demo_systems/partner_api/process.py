@@ -16,7 +16,6 @@ import typer
 import uvicorn
 
 from demo_systems.partner_api.app import create_app
-from local_server.asgi import run_in_thread
 from local_server.processes import Child, ChildFailed, bind_socket
 from local_server.reaper import wait_for_parent_exit
 
