@@ -50,13 +50,14 @@ def slot_board(registry: Registry, api_url: str, port: int) -> Iterator[str | No
     from local_server.asgi import run_in_thread
     from slot_tools.board.app import create_board
 
-    try:
-        with run_in_thread(create_board(registry, api_url), port=port, name="slot-board") as url:
-            yield url
-    except OSError as exc:
-        print(f"warning: the live slot board was not started: 127.0.0.1:{port} is taken ({exc.strerror or exc}); "
-              "set ETL_BOARD_PORT to a free port, or run `uv run slots board --port N`")
-        yield None
+    with ExitStack() as stack:
+        url: str | None = None
+        try:
+            url = stack.enter_context(run_in_thread(create_board(registry, api_url), port=port, name="slot-board"))
+        except OSError as exc:  # only the bind: what the block raises is not ours to catch
+            print(f"warning: the live slot board was not started: 127.0.0.1:{port} is taken "
+                  f"({exc.strerror or exc}); set ETL_BOARD_PORT to a free port, or run `uv run slots board --port N`")
+        yield url
 
 
 def serve_packages(up: Started, packages: tuple[str, ...] | None = None, board: bool = True,
