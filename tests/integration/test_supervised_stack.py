@@ -78,7 +78,9 @@ def test_a_killed_prefect_server_is_restarted_and_nothing_leaks(stack: Stack, tm
                     break
                 assert time.monotonic() < deadline, f"runs still not over 240 s after the restart: {states}"
                 time.sleep(1)
-        assert set(states.values()) <= {"COMPLETED", "FAILED"}, states
+        # Never hanging: each run is over. Prefect marks a run CRASHED (not FAILED) when its
+        # process ends on an engine error it could not report while the server was away.
+        assert set(states.values()) <= {"COMPLETED", "FAILED", "CRASHED"}, states
         deadline = killed + 180
         while slot_usage(api) != (0, 0) or slot_usage(api, "api") != (0, 0):
             assert time.monotonic() < deadline, f"slots still taken 3 min after the kill: {slot_usage(api)}"
