@@ -42,10 +42,6 @@ class Started:
     local_server: Any = None  # the LocalPrefectServer this command started, if any
     demo_api: Any = None  # the DemoApiProcess it started, if any
 
-    @property
-    def ui_url(self) -> str:
-        return self.api_url.removesuffix("/api")
-
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
