@@ -73,6 +73,11 @@ def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Path, st
         assert run.state_type.value == "COMPLETED" or (run.state and run.state.message), f"{run.name} ended with no reason"
     assert all(r.state_type.value == "COMPLETED" for r in runs.values()), {r.name: r.state.message for r in runs.values()}
 
+    # A healthy flood hands slots off all the time; the watchdog must never take a hand-off for
+    # a leak (freeing a slot a live task run holds is what would let a fourth one in).
+    repairs = [line for line in (served.parent / "serve-all.log").read_text(errors="replace").splitlines()
+               if "auto-repair" in line]
+    assert not repairs, f"the watchdog freed slots during a healthy flood: {repairs}"
     assert wait_until_recorded(rest, ids)
     registry = get_registry()
     for tag in ("database", "api"):

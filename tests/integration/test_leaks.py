@@ -148,3 +148,25 @@ def test_the_watchdog_waits_out_its_grace() -> None:
     now[0] += 10
     assert dog.due([leak]) == [], "a leak seen again starts its grace again"
     assert dog.due([RepairAction("database", "wait", 1, "beside a live holder")]) == []
+
+
+def test_a_mismatch_that_moves_from_tick_to_tick_is_never_a_leak() -> None:
+    """Under a flood the counter runs ahead of the leases for a moment at every acquisition:
+    ticks that each see a mismatch, but with other holders each time, never add up to a leak;
+    and a plan a fresh reading no longer backs is not applied."""
+    from slot_tools.repair import RepairAction, confirmed
+    from slot_tools.watchdog import Watchdog
+
+    now = [0.0]
+    dog = Watchdog(registry=None, api_url="", grace=6.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    for tick in range(10):
+        moment = RepairAction("database", "decrement", 1, "counter says 3 taken, 2 live leases",
+                              evidence=("counter=3/3", f"t{tick}", f"t{tick + 1}"))
+        assert dog.due([moment]) == [], f"tick {tick}: a hand-off taken for a leak"
+        now[0] += 2.0
+    steady = RepairAction("database", "decrement", 1, "counter says 3 taken, 2 live leases",
+                          evidence=("counter=3/3", "t1", "t2"))
+    assert confirmed([steady], [steady]) == [steady]
+    moved = RepairAction("database", "decrement", 1, "counter says 3 taken, 2 live leases",
+                         evidence=("counter=3/3", "t2", "t3"))
+    assert confirmed([steady], [moved]) == []

@@ -30,6 +30,16 @@ class RepairAction:
     slots: int
     reason: str
     held_seconds: float = 0.01  # reported to the server as the slots' occupancy (must be > 0)
+    # What the leak was read from: the counter and the holders' task run ids. A leak is the
+    # same leak only while this stays the same; under load the counter and the leases
+    # disagree for a moment at every hand-off (the server raises the counter before it writes
+    # the lease, and lowers it before it drops the lease), and each such moment is a new one.
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, int, tuple[str, ...]]:
+        """What two readings must share to be the same leak."""
+        return (self.tag, self.kind, self.slots, self.evidence)
 
     def describe(self) -> str:
         verb = {"decrement": "free", "revoke": "revoke leases and free", "wait": "leave"}[self.kind]
@@ -42,18 +52,19 @@ def plan_repair(snapshot: Snapshot) -> list[RepairAction]:
     found = [f for f in findings(snapshot) if f.leak]
     for view in snapshot.limits:
         mine = [f for f in found if f.tag == view.tag]
+        evidence = (f"counter={view.used}/{view.used_after}", *sorted(h.task_run_id for h in view.holders))
         for f in mine:
             if f.kind == "counter-above-holders":
                 actions.append(RepairAction(view.tag, "decrement", f.slots,
                                             f"counter says {len(view.holders) + f.slots} taken, "
-                                            f"{len(view.holders)} live leases"))
+                                            f"{len(view.holders)} live leases", evidence=evidence))
         dead = [f for f in mine if f.kind != "counter-above-holders"]
         if not dead:
             continue
         if len(dead) == len(view.holders):
             held = [h.seconds for h in view.holders if h.seconds]
             actions.append(RepairAction(view.tag, "revoke", len(dead), "held by task runs that are over",
-                                        max(0.01, sum(held) / len(held)) if held else 0.01))
+                                        max(0.01, sum(held) / len(held)) if held else 0.01, evidence))
         else:
             actions.append(RepairAction(
                 view.tag, "wait", len(dead),
@@ -61,6 +72,13 @@ def plan_repair(snapshot: Snapshot) -> list[RepairAction]:
                 "they free themselves when their leases expire (about 75 s)",
             ))
     return actions
+
+
+def confirmed(planned: list[RepairAction], fresh: list[RepairAction]) -> list[RepairAction]:
+    """The planned actions a fresh reading still calls for, on the same evidence: a slot
+    taken or freed since the plan was made cancels the action instead of undoing a live lease."""
+    keys = {a.key for a in fresh if a.kind != "wait"}
+    return [a for a in planned if a.kind != "wait" and a.key in keys]
 
 
 def apply_repair(client: "SyncPrefectClient", actions: list[RepairAction]) -> list[RepairAction]:

@@ -1,9 +1,11 @@
 """Automatic leak repair: the rulebook and ``slots repair``, applied every few seconds.
 
 A leaked slot (a counter above its live leases; leases of task runs, or flow runs, that are
-over) is freed only once the same leak has persisted for ``grace`` seconds on top of the
-rulebook's own release grace, so a holder in the middle of releasing its slot is never
-mistaken for a dead one, and a live holder never is (the rules never flag one). Each repair
+over) is freed only once the same leak (same counter, same holders) has persisted for
+``grace`` seconds on top of the rulebook's own release grace, and a last reading just before
+the repair still shows it. Under a flood the counter and the leases disagree for a moment at
+every hand-off; those moments differ from tick to tick, so they are never taken for a leak,
+and a live holder never is (the rules never flag one). Each repair
 is one WARNING line naming the limit, the slots freed and why. serve-all runs it in a
 thread (``--no-auto-repair`` turns it off); ``uv run slots doctor`` runs it in the
 foreground beside a server serve-all did not start.
@@ -18,7 +20,7 @@ from contextlib import contextmanager
 
 from common.logs import get_logger
 from common.resources import Registry
-from slot_tools.repair import RepairAction, apply_repair, plan_repair
+from slot_tools.repair import RepairAction, apply_repair, confirmed, plan_repair
 from slot_tools.snapshot import take_snapshot
 
 INTERVAL_SECONDS = 2.0
@@ -36,19 +38,21 @@ class Watchdog:
         self.api_url = api_url
         self.grace = grace
         self.clock = clock
-        self._first_seen: dict[tuple[str, str], float] = {}
+        self._first_seen: dict[tuple[str, str, int, tuple[str, ...]], float] = {}
         self.repaired: list[RepairAction] = []
 
     def due(self, actions: list[RepairAction]) -> list[RepairAction]:
-        """The actions whose leak has been seen for at least ``grace`` seconds."""
+        """The actions whose leak has been seen, unchanged, for at least ``grace`` seconds."""
         now = self.clock()
-        current = {(a.tag, a.kind): a for a in actions if a.kind != "wait"}
+        current = {a.key: a for a in actions if a.kind != "wait"}
         self._first_seen = {key: self._first_seen.get(key, now) for key in current}
         return [a for key, a in current.items() if now - self._first_seen[key] >= self.grace]
 
     def tick(self) -> list[RepairAction]:
         """Read the slots, repair what is due, return what was repaired."""
         due = self.due(plan_repair(take_snapshot(self.registry, self.api_url)))
+        if due:
+            due = confirmed(due, plan_repair(take_snapshot(self.registry, self.api_url)))
         if not due:
             return []
         from prefect.client.orchestration import get_client
@@ -56,7 +60,7 @@ class Watchdog:
         with get_client(sync_client=True) as client:
             done = apply_repair(client, due)
         for action in done:
-            seen = self.clock() - self._first_seen.pop((action.tag, action.kind), self.clock())
+            seen = self.clock() - self._first_seen.pop(action.key, self.clock())
             log.warning(f"auto-repair: {action.describe()} (leaked for {seen:.0f} s)", tag=action.tag,
                         slots=action.slots, kind=action.kind)
         self.repaired.extend(done)
