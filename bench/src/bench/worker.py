@@ -12,12 +12,13 @@ import time
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 
 @task(name="bench-hold", persist_result=False, cache_policy=NO_CACHE)
 def hold(seconds: float) -> None:
+    print(f"HOLD {task_run.id}", flush=True)  # the body ran: what bench.restart_leases counts
     time.sleep(seconds)  # stands in for work: this benchmark measures scheduling only
 
 
