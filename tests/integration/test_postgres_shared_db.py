@@ -266,3 +266,17 @@ def test_a_failed_load_keeps_the_previous_dataset(
         ).fetchone()[0]
     assert rows == first.rows
     assert leftovers == 0
+
+
+def test_seed_demo_url_leaves_a_seeded_database_alone_and_never_prints_the_password(shared_pg: SharedPostgres) -> None:
+    """The README's `seed-demo --url "$ETL_DATABASE_URL"` on the database the module seeded:
+    it says the dataset is there (and how to re-seed), names the target with the password
+    masked, and changes nothing."""
+    before = shared_pg.table_rows()
+    result = run_cli("seed-demo", "--url", shared_pg.url)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "demo dataset already in" in result.stdout and "--force" in result.stdout, output
+    assert "etl:***@" in result.stdout, output
+    assert shared_pg.password not in output
+    assert shared_pg.table_rows() == before
