@@ -79,9 +79,10 @@ def free_all(env: dict[str, str]) -> None:
 def one_round(server: LocalPrefectServer, env: dict[str, str], logs: Path, n: int,
               kill: bool) -> tuple[LocalPrefectServer, dict]:
     started = datetime.now(timezone.utc)
-    workers = []
+    workers, outputs = [], []
     for tag in LIMITS:
         log = open(logs / f"round{n}-{tag}.log", "wb")
+        outputs.append(log)
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "bench.worker", "shared", "--tag", tag, "--tasks", str(TASKS[tag]), "--seconds", str(TASK_SECONDS)],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
@@ -107,6 +108,8 @@ def one_round(server: LocalPrefectServer, env: dict[str, str], logs: Path, n: in
             if w.poll() is None:
                 w.kill()
                 w.wait(timeout=30)
+        for log in outputs:
+            log.close()
     left = usage(server.api_url)
     # The peak from the task-run records, and the same over the task runs whose body ran (the
     # workers print each one): when a flow run fails (here: its own call to the server failed
