@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -49,16 +49,14 @@ class SharedPostgres:
         return len(re.findall(r"FATAL:\s+too many connections for role", text))
 
     def superuser_connect(self, database: str = "postgres"):  # type: ignore[no-untyped-def]
-        import psycopg
+        from local_server.postgres import superuser_connect
 
-        from local_server.postgres import SUPERUSER
-
-        return psycopg.connect(host=self.socket, user=SUPERUSER, dbname=database, autocommit=True)
+        return superuser_connect(self.socket, database)
 
     def superuser_url(self, database: str) -> str:
-        from local_server.postgres import SUPERUSER
+        from local_server.postgres import socket_url
 
-        return f"postgresql+psycopg://{SUPERUSER}@/{database}?host={quote(self.socket, safe='/')}"
+        return socket_url(self.socket, database)
 
     def table_rows(self) -> dict[str, int]:
         from psycopg import sql

@@ -31,6 +31,20 @@ PREFECT_DATABASE = "prefect"
 SUPERUSER = "postgres"
 
 
+def socket_url(socket_dir: str, database: str, user: str = SUPERUSER, password: str | None = None) -> str:
+    """A SQLAlchemy psycopg 3 URL for ``user`` on ``database`` over the Unix socket in ``socket_dir``
+    (also for a PostgreSQL another process started: its socket folder is in its URL)."""
+    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return f"postgresql+psycopg://{auth}@/{quote(database, safe='')}?host={quote(socket_dir, safe='/')}"
+
+
+def superuser_connect(socket_dir: str, database: str = "postgres") -> Any:
+    """A psycopg autocommit connection as the superuser (role and database DDL)."""
+    import psycopg
+
+    return psycopg.connect(host=socket_dir, user=SUPERUSER, dbname=database, autocommit=True)
+
+
 @dataclass
 class EmbeddedPostgres:
     """Start (or reuse) a PostgreSQL server on ``pgdata``; stop it only if we started it."""
@@ -69,14 +83,11 @@ class EmbeddedPostgres:
 
     def url(self, database: str, user: str = SUPERUSER, password: str | None = None) -> str:
         """A SQLAlchemy psycopg 3 URL for ``user`` on ``database`` over the Unix socket."""
-        auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
-        return f"postgresql+psycopg://{auth}@/{quote(database, safe='')}?host={quote(self.socket_dir(), safe='/')}"
+        return socket_url(self.socket_dir(), database, user, password)
 
     def superuser_connect(self, database: str = "postgres") -> Any:
         """A psycopg autocommit connection as the superuser (role and database DDL)."""
-        import psycopg
-
-        return psycopg.connect(host=self.socket_dir(), user=SUPERUSER, dbname=database, autocommit=True)
+        return superuser_connect(self.socket_dir(), database)
 
     def stop(self) -> None:
         if self._server is not None:
