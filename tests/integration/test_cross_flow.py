@@ -45,23 +45,30 @@ def _rendered_lanes(dom: str, tag: str) -> set[str]:
     return set(re.findall(r'class="lane held[^"]*" data-flow="([^"]+)"', section.group(1))) if section else set()
 
 
-def _watch_board(url: str, proc: subprocess.Popen[str], board: Board) -> None:
-    """Read the board while serve-all runs, and load its page in headless Chromium again and
-    again until one rendering shows both flows holding database lanes (the lanes change
-    every second, so a rendering is a moment of its own)."""
+def _read_board(url: str, proc: subprocess.Popen[str], board: Board) -> None:
+    """Read the board's data every 0.3 s while serve-all runs (a thread of its own: a
+    Chromium rendering takes seconds, and the moments both flows hold database slots must
+    not fall into one)."""
     while proc.poll() is None:
         try:
             board.readings.append(httpx.get(f"{url}/api/board", timeout=5).json())
         except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+
+
+def _render_board(url: str, proc: subprocess.Popen[str], board: Board) -> None:
+    """Load the board's page in headless Chromium again and again, once database lanes are
+    held, until one rendering shows both flows holding them (the lanes change every second,
+    so a rendering is a moment of its own)."""
+    while proc.poll() is None and board.dom is None and board.dom_attempts < 60:
+        if not board.readings or not _holding(board.readings[-1], "database"):
             time.sleep(0.3)
             continue
-        if board.dom is None and board.dom_attempts < 60 and any(_holding(board.readings[-1], "database")):
-            board.dom_attempts += 1
-            dom = chromium_dom(url)
-            if _rendered_lanes(dom, "database") >= {"ingest", "reports"}:
-                board.dom = dom
-        else:
-            time.sleep(0.3)
+        board.dom_attempts += 1
+        dom = chromium_dom(url)
+        if _rendered_lanes(dom, "database") >= {"ingest", "reports"}:
+            board.dom = dom
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +85,20 @@ def demo_run(stack: Stack, prefect_client):  # type: ignore[no-untyped-def]
         [script("serve-all"), "--demo", "--once"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         cwd=ROOT, stdin=subprocess.DEVNULL, env=stack.env(ETL_BOARD_PORT=str(board_port)),
     )
-    watcher = threading.Thread(target=_watch_board, args=(f"http://127.0.0.1:{board_port}", proc, board), daemon=True)
-    watcher.start()
+    watchers = [
+        threading.Thread(target=watch, args=(f"http://127.0.0.1:{board_port}", proc, board), daemon=True)
+        for watch in (_read_board, _render_board)
+    ]
+    for watcher in watchers:
+        watcher.start()
     try:
         output, _ = proc.communicate(timeout=420)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    watcher.join(timeout=60)
+    for watcher in watchers:
+        watcher.join(timeout=60)
     runs = prefect_client.read_flow_runs(
         flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=started)),
         deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["local"])),

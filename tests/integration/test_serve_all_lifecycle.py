@@ -31,13 +31,12 @@ from support import (
     listening,
     pids_with_arg,
     script,
+    trigger,
+    wait_final,
+    wait_for_text,
 )
 
 pytestmark = pytest.mark.integration
-
-
-
-
 
 
 def fresh_terminal_env(home: Path) -> dict[str, str]:
@@ -171,4 +170,42 @@ def test_a_killed_owner_leaves_no_server_or_postgres_behind(tmp_path: Path) -> N
     finally:  # ours: never leave them running, even when the test fails
         for pid in (group, postmaster):
             if pid is not None and running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_serve_all_on_sqlite_serves_a_run_and_a_sigkill_of_it_leaves_nothing(stack: Stack, tmp_path: Path) -> None:
+    """`serve-all --server-db sqlite` (Prefect's own default store) serves a run to
+    completion; then serve-all itself is SIGKILLed (an OOM kill gives it no chance to stop
+    anything): every process it started ends anyway, and its port is freed."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    port = free_port()
+    data = linked_data_dir(stack, tmp_path)
+    env = dict(fresh_terminal_env(tmp_path / "home"), ETL_DATA_DIR=str(data),
+               ETL_DEMO_API_PORT=str(free_port()), ETL_BOARD_PORT=str(free_port()))
+    log = tmp_path / "serve-all.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([script("serve-all"), "--server-db", "sqlite", "--port", str(port)], stdout=out,
+                                stderr=subprocess.STDOUT, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api"
+    started: set[int] = set()
+    try:
+        wait_for_text(log, SERVING, proc, timeout=180)
+        started = descendants(proc.pid)
+        assert (data / "prefect").is_dir() and not (data / "prefect" / "pgdata").exists(), "not on SQLite"
+        assert list((data / "prefect").rglob("*.db")), "no SQLite database in the server's home"
+        with SyncPrefectClient(api) as client:  # Prefect's own client: it retries a busy SQLite's 503s
+            run = trigger(client, "ingest/local", tables=["customers"])
+            state = wait_final(client, [run])[run].state_type.value
+        assert state == "COMPLETED", log.read_text(errors="replace")[-3000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert left_running(started, grace=60) == [], "a SIGKILL of serve-all left processes running"
+        assert port_is_free("127.0.0.1", port), f"port {port} still taken after serve-all was killed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in started:  # ours: never leave them running, even when the test fails
+            if running(pid):
                 os.kill(pid, signal.SIGKILL)
