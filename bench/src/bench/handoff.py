@@ -243,56 +243,6 @@ def startup(port: int = typer.Option(0, help="Server port (default: a free one).
         print(f"serve-all {label} start to serving: {took:.1f} s")
 
 
-@app.command("slots-time")
-def slots_time(task_runs: int = typer.Option(10_000, help="Task runs to put in the server's history first."),
-               api_url: str = typer.Option("", "--api-url")) -> None:
-    """Time `uv run slots` (and the snapshot alone) with many task runs in the history."""
-    import asyncio
-
-    with _server(api_url) as api_url, prefect_settings(api_url):
-        asyncio.run(_fill_history(api_url, task_runs))
-        from common.resources import get_registry
-        from slot_tools.snapshot import take_snapshot
-
-        subprocess.run([str(Path(sys.executable).parent / "limits"), "sync"], check=True, capture_output=True)
-        started = time.monotonic()
-        take_snapshot(get_registry(), api_url)
-        snapshot_s = time.monotonic() - started
-        started = time.monotonic()
-        subprocess.run([str(Path(sys.executable).parent / "slots")], check=True, capture_output=True)
-        cli_s = time.monotonic() - started
-        started = time.monotonic()
-        subprocess.run([sys.executable, "-c", "import prefect"], check=True)
-        import_s = time.monotonic() - started
-        print(f"{task_runs} task runs in history: slots snapshot {snapshot_s:.2f} s; `slots` command "
-              f"{cli_s:.2f} s (for scale: starting Python and importing Prefect takes {import_s:.2f} s)")
-
-
-async def _fill_history(api_url: str, count: int) -> None:
-    """A Running flow run with ``count`` finished task runs tagged database (Prefect REST API)."""
-    import asyncio
-
-    import httpx
-
-    async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:
-        flow = (await http.post("/flows/", json={"name": "bench-history"})).json()
-        flow_run = (await http.post("/flow_runs/", json={
-            "flow_id": flow["id"], "name": "bench-history", "state": {"type": "RUNNING", "name": "Running"},
-        })).json()
-        sem = asyncio.Semaphore(20)
-
-        async def one(i: int) -> None:
-            async with sem:
-                response = await http.post("/task_runs/", json={
-                    "name": f"bench-history-{i}", "flow_run_id": flow_run["id"], "task_key": "bench-history",
-                    "dynamic_key": str(i), "tags": ["database"],
-                    "state": {"type": "COMPLETED", "name": "Completed"},
-                })
-                response.raise_for_status()
-
-        await asyncio.gather(*(one(i) for i in range(count)))
-
-
 @app.command("slot-rtt")
 def slot_rtt(rounds: int = typer.Option(40, help="Acquire/release rounds."),
              api_url: str = typer.Option("", "--api-url")) -> None:
