@@ -35,16 +35,19 @@ def test_prefect_yaml_deploys_to_a_process_pool_and_a_worker_runs_it(stack: Stac
 
     for name in ("ingest/pool", "reports/pool"):
         assert prefect_client.read_deployment_by_name(name).work_pool_name == pool
-    deployment = prefect_client.read_deployment_by_name("ingest/pool")
-    run = prefect_client.create_flow_run_from_deployment(
-        deployment.id, parameters={"tables": ["regions", "currencies"]}
-    )
+    runs = {
+        name: prefect_client.create_flow_run_from_deployment(
+            prefect_client.read_deployment_by_name(name).id, parameters=parameters
+        ).id
+        for name, parameters in (("ingest/pool", {"tables": ["regions", "currencies"]}),
+                                 ("reports/pool", {"names": ["revenue_by_month"]}))
+    }
     started = time.monotonic()
-    # One poll, then wait for the run it took (--limit 1 makes --run-once wait for it).
-    worker = prefect("worker", "start", "--pool", pool, "--run-once", "--limit", "1", env=env, timeout=300)
-    state = prefect_client.read_flow_run(run.id).state
-    print(f"\nworker ran the pool deployment in {time.monotonic() - started:.1f} s: {state}")
+    # One poll, then wait for the runs it took (--limit makes --run-once wait for them).
+    worker = prefect("worker", "start", "--pool", pool, "--run-once", "--limit", str(len(runs)), env=env, timeout=300)
+    states = {name: prefect_client.read_flow_run(run).state for name, run in runs.items()}
+    print(f"\nworker ran the pool deployments in {time.monotonic() - started:.1f} s: {states}")
     assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
-    assert state is not None and state.type.value == "COMPLETED", (
-        f"{state}\n{worker.stdout[-3000:]}{worker.stderr[-3000:]}"
+    assert all(s is not None and s.type.value == "COMPLETED" for s in states.values()), (
+        f"{states}\n{worker.stdout[-3000:]}{worker.stderr[-3000:]}"
     )
