@@ -7,7 +7,7 @@ kernel's high-water mark of the largest process of the run (``wait4``'s ``ru_max
 flow-run process, or the demo API it started, whichever grew most). Each scale gets its own
 data folder and demo API; one Prefect server, started as serve-all starts it, serves all.
 
-    uv run python -m bench.data_path                 # scales 1 and 10, ~10 minutes on 2 cores
+    uv run python -m bench.data_path                 # scales 1 and 10, ~5 minutes on 2 cores
     uv run python -m bench.data_path --scales 1,2
 """
 
@@ -39,10 +39,11 @@ class Step:
 
 
 def timed(command: list[str], env: dict[str, str], log: Path) -> Step:
-    """Run ``command`` to its end; its wall time and the peak RSS of its largest process."""
+    """Run ``command`` to its end; its wall time, the peak RSS of its largest process and its
+    standard output (its logs go to ``log``)."""
     started = time.monotonic()
-    with open(log, "w+b") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with open(log, "wb") as err, tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         deadline = started + BOUND_S
         while (done := os.wait4(proc.pid, os.WNOHANG))[0] == 0:
             if time.monotonic() > deadline:
