@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     demo_api_port: int = 8765
     board_port: int = Field(default=4280, description="Port of the live slot board on 127.0.0.1.")
     demo_scale: int = Field(default=1, ge=1)
+    demo_api_ticks_per_day: int | None = Field(
+        default=None, ge=0,
+        description="Intraday quotes behind each daily fixing the demo API computes, i.e. its CPU per "
+        "fx page; default the API's own (about 0.5 s of one core a page). The test session lowers it.",
+    )
 
     def model_post_init(self, __context: object) -> None:
         self.project_dir = self.project_dir.resolve()
