@@ -1,9 +1,11 @@
-"""Faults on served deployments: a flood of four flow runs at once, and a cancellation.
+"""Faults on served deployments: a flood of four flow runs at once, a cancellation, a limit
+deleted under a served run, and served runs killed while they hold slots (the watchdog).
 
-One `serve-all` (against the session server, with its own data folder) serves both
-deployments; flow runs are created through the API, so each runs in its own process the
-way production runs do. What is asserted comes from the server's task-run records, the
-limit counters, the demo API's counters and the lake on disk.
+One `serve-all` (against the session server, with its own data folder, on its defaults: the
+watchdog on) serves both deployments; flow runs are created through the API, so each runs
+in its own process the way production runs do. What is asserted comes from the server's
+task-run records, the limit counters, the demo API's counters, serve-all's log and the lake
+on disk. The watchdog test comes last: it is the one that leaves repairs in the log.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,8 +22,7 @@ import duckdb
 import httpx
 import pytest
 
-from support import ROOT, Stack, script, slot_usage, stop_with_ctrl_c, trigger, wait_final
-from support import linked_data_dir
+from support import ROOT, Stack, kill_while_holding, linked_data_dir, script, slot_usage, stop_with_ctrl_c, trigger, wait_final
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +31,17 @@ LEASE_SECONDS = 60  # Prefect 3.9.1's slot lease (DESIGN.md fact 4)
 
 
 
+@dataclass(frozen=True)
+class Served:
+    data: Path  # its data folder
+    log: Path  # serve-all's output
+    pid: int  # serve-all's process: the parent of every flow-run process
+
+
 @pytest.fixture(scope="module")
-def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """serve-all with a private data folder (the session's lake is copied in when there is
-    one, so reports read lake files while the ingests replace them); yields the data folder."""
+    one, so reports read lake files while the ingests replace them)."""
     root = tmp_path_factory.mktemp("served")
     data = linked_data_dir(stack, root)
     if (stack.data_dir / "lake").exists():
@@ -46,16 +55,12 @@ def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         while "being served" not in log_path.read_text(errors="replace"):
             assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.5)
-        yield data
+        yield Served(data, log_path, proc.pid)
     finally:
         stop_with_ctrl_c(proc)
 
 
-
-
-
-
-def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Path, stack: Stack, prefect_client, rest) -> None:  # type: ignore[no-untyped-def]
+def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Served, stack: Stack, prefect_client, rest) -> None:  # type: ignore[no-untyped-def]
     from slot_tools.history import peak_concurrency, read_intervals, wait_until_recorded
     from common.lake import dataset_path, parquet_rows
     from common.resources import get_registry
@@ -75,7 +80,7 @@ def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Path, st
 
     # A healthy flood hands slots off all the time; the watchdog must never take a hand-off for
     # a leak (freeing a slot a live task run holds is what would let a fourth one in).
-    repairs = [line for line in (served.parent / "serve-all.log").read_text(errors="replace").splitlines()
+    repairs = [line for line in served.log.read_text(errors="replace").splitlines()
                if "auto-repair" in line]
     assert not repairs, f"the watchdog freed slots during a healthy flood: {repairs}"
     assert wait_until_recorded(rest, ids)
@@ -91,8 +96,8 @@ def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Path, st
     print("demo API:", stats)
     assert stats["requests"] > 0 and stats["rejected_429"] == 0, stats
 
-    lake = served / "lake"
-    with duckdb.connect(str(served / "demo" / "shop.duckdb"), read_only=True) as con:
+    lake = served.data / "lake"
+    with duckdb.connect(str(served.data / "demo" / "shop.duckdb"), read_only=True) as con:
         for table in FLOOD_TABLES:
             expected = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
             assert parquet_rows(dataset_path(lake, table)) == expected, f"{table}: lake and database differ"
@@ -102,10 +107,10 @@ def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Path, st
     ).fetchone()
     assert eur is not None and eur[0] == 0 and eur[1] > 0, "orders not enriched"
     assert not any((lake / ".staging").iterdir()), "staging left behind"
-    assert (served / "reports" / "SUMMARY.md").exists()
+    assert (served.data / "reports" / "SUMMARY.md").exists()
 
 
-def test_cancelled_run_frees_its_database_slots(served: Path, stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_cancelled_run_frees_its_database_slots(served: Served, stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
     """Cancel the way the CLI and the UI do (the flow run goes to Cancelling on the server;
     the runner that serves it stops the run) while it holds database slots."""
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
@@ -142,13 +147,13 @@ def test_cancelled_run_frees_its_database_slots(served: Path, stack: Stack, pref
     # The killed run never reached its cleanup; the next run of either flow sweeps it.
     from common.lake import sweep_abandoned_staging
 
-    leftover = served / "lake" / ".staging" / str(run_id)
+    leftover = served.data / "lake" / ".staging" / str(run_id)
     assert leftover.is_dir(), "the cancelled run left no staging folder: nothing to sweep"
-    assert str(run_id) in sweep_abandoned_staging(served / "lake", keep="")
+    assert str(run_id) in sweep_abandoned_staging(served.data / "lake", keep="")
     assert not leftover.exists()
 
 
-def test_a_served_run_checks_the_limits_itself_and_refuses_before_any_task(served: Path, stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_served_run_checks_the_limits_itself_and_refuses_before_any_task(served: Served, stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
     """The limit goes away after serve-all started (someone deleted it in the UI): the next
     served run refuses at its start, naming the tag, before any task runs unlimited."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -164,3 +169,32 @@ def test_a_served_run_checks_the_limits_itself_and_refuses_before_any_task(serve
         assert tasks == [], f"{len(tasks)} task runs were created before the refusal"
     finally:
         assert subprocess.run([script("limits"), "sync"], capture_output=True, cwd=ROOT, timeout=120).returncode == 0
+
+
+def test_the_watchdog_frees_leaked_slots_with_no_command_typed(served: Served, stack: Stack, prefect_client, rest) -> None:  # type: ignore[no-untyped-def]
+    """serve-all's watchdog (on by default) brings back the slots of killed runs long before
+    their leases could expire, and a counter raised above its live leases, with nothing typed."""
+    log = served.log
+    # SIGKILL both flows while they hold database slots: nobody types anything.
+    _, held_since = kill_while_holding(prefect_client, rest, served.pid, ("ingest/local", "reports/local"))
+    killed = time.monotonic()
+    expiry = held_since + timedelta(seconds=LEASE_SECONDS)
+    while slot_usage(stack.api_url) != (0, 0):
+        assert datetime.now(timezone.utc) < expiry, "the slots were still taken when their leases could expire"
+        time.sleep(0.5)
+    freed = time.monotonic() - killed
+    left = (expiry - datetime.now(timezone.utc)).total_seconds()
+    print(f"\nwatchdog freed the killed runs' slots {freed:.0f} s after SIGKILL, {left:.0f} s before lease expiry")
+    repairs = [line for line in log.read_text().splitlines() if "auto-repair: tag:database" in line]
+    assert repairs, "the slots came back, but not by the watchdog"
+
+    # A counter raised above its live leases (as a crash between increment and lease
+    # would leave it) is brought back too; the counter is not a lease, it never expires.
+    httpx.post(f"{stack.api_url}/v2/concurrency_limits/increment",
+               json={"names": ["tag:database"], "slots": 2, "mode": "concurrency"}, timeout=10).raise_for_status()
+    assert slot_usage(stack.api_url) == (2, 0)
+    deadline = time.monotonic() + 60
+    while slot_usage(stack.api_url) != (0, 0):
+        assert time.monotonic() < deadline, f"counter still raised: {slot_usage(stack.api_url)}"
+        time.sleep(0.5)
+    assert any("auto-repair: tag:database: free 2 slot(s)" in line for line in log.read_text().splitlines())

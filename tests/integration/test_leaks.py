@@ -1,32 +1,28 @@
-"""Leaked slots, made the honest way: served flow runs holding `database` slots are killed
+"""Leaked slots, made the honest way: a served flow run holding `database` slots is killed
 (SIGKILL, like an OOM kill). With the watchdog off, the inspector flags the slots as held by a
-run that is gone, the other flow still completes, and `slots repair` frees them at once; with
-serve-all's watchdog on (its default), they come back with no command typed, long before
-their leases could have expired, and so does a counter raised above its live leases."""
+run that is gone, the other flow still completes, and `slots repair` frees them at once. (With
+serve-all's watchdog on, its default, they come back with no command typed: that test runs
+on the served stack of ``test_faults_served.py``.) Then the watchdog's own rules, in-process."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
 import pytest
 
 from support import (
     ROOT,
     SERVING,
     Stack,
-    engine_pid_for,
+    kill_while_holding,
     run_cli,
     script,
     slot_usage,
     stop_with_ctrl_c,
-    trigger,
     wait_final,
     wait_for_text,
 )
@@ -43,33 +39,11 @@ def _serve(stack: Stack, log: Path, *args: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _kill_while_holding(client, rest, serve_pid: int, kill: tuple[str, ...], also: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
-    """Trigger ``kill`` and ``also``; SIGKILL the runs of ``kill`` once each holds a database
-    slot. Returns (the runs by name, the earliest moment a killed holder could have taken it)."""
-    runs = {name: trigger(client, name) for name in (*kill, *also)}
-    targets = {runs[name] for name in kill}
-    deadline = time.monotonic() + 120
-    while True:
-        assert time.monotonic() < deadline, "the runs never all held a database slot"
-        held = rest.task_runs_by_id(rest.tag_holders("database"))
-        holding = {t.flow_run_id for t in held.values()} & targets
-        if holding == targets:
-            pids = [engine_pid_for(serve_pid, run) for run in targets]
-            if None not in pids:
-                for pid in pids:
-                    os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
-                # A slot is taken after its task run went Pending: its lease cannot expire
-                # before that moment plus the lease (renewals only push expiry later).
-                pending = [t.expected_start_time or t.created for t in held.values() if t.flow_run_id in targets]
-                return runs, min(p for p in pending if p is not None)
-        time.sleep(0.2)
-
-
 def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack, prefect_client, rest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     serve = _serve(stack, tmp_path / "serve.log", "--no-auto-repair")
     try:
         # 1. Kill ingest mid-run: flagged by the inspector, reports still completes.
-        runs, _ = _kill_while_holding(prefect_client, rest, serve.pid, ("ingest/local",), ("reports/local",))
+        runs, _ = kill_while_holding(prefect_client, rest, serve.pid, ("ingest/local",), ("reports/local",))
         flagged: list[str] = []
         deadline = time.monotonic() + 60
         while not any("tag:database" in a and "CRASHED" in a for a in flagged) and time.monotonic() < deadline:
@@ -82,7 +56,7 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack
 
         # 2. Kill ingest alone (every holder dead: repair never revokes beside a live holder),
         #    then `slots repair --yes` frees them, before their leases could have expired.
-        _, held_since = _kill_while_holding(prefect_client, rest, serve.pid, ("ingest/local",))
+        _, held_since = kill_while_holding(prefect_client, rest, serve.pid, ("ingest/local",))
         result = None
         while datetime.now(timezone.utc) < held_since + timedelta(seconds=LEASE_SECONDS):
             result = run_cli("slots", "repair", "--yes")
@@ -97,37 +71,6 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack
     finally:
         stop_with_ctrl_c(serve)
     assert "auto-repair" not in (tmp_path / "serve.log").read_text(), "--no-auto-repair still repaired"
-
-
-def test_the_watchdog_frees_leaked_slots_with_no_command_typed(stack: Stack, prefect_client, rest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    log = tmp_path / "serve.log"
-    serve = _serve(stack, log)
-    try:
-        # SIGKILL both flows while they hold database slots: nobody types anything.
-        _, held_since = _kill_while_holding(prefect_client, rest, serve.pid, ("ingest/local", "reports/local"))
-        killed = time.monotonic()
-        expiry = held_since + timedelta(seconds=LEASE_SECONDS)
-        while slot_usage(stack.api_url) != (0, 0):
-            assert datetime.now(timezone.utc) < expiry, "the slots were still taken when their leases could expire"
-            time.sleep(0.5)
-        freed = time.monotonic() - killed
-        left = (expiry - datetime.now(timezone.utc)).total_seconds()
-        print(f"\nwatchdog freed the killed runs' slots {freed:.0f} s after SIGKILL, {left:.0f} s before lease expiry")
-        repairs = [line for line in log.read_text().splitlines() if "auto-repair: tag:database" in line]
-        assert repairs, "the slots came back, but not by the watchdog"
-
-        # A counter raised above its live leases (as a crash between increment and lease
-        # would leave it) is brought back too; the counter is not a lease, it never expires.
-        httpx.post(f"{stack.api_url}/v2/concurrency_limits/increment",
-                   json={"names": ["tag:database"], "slots": 2, "mode": "concurrency"}, timeout=10).raise_for_status()
-        assert slot_usage(stack.api_url) == (2, 0)
-        deadline = time.monotonic() + 60
-        while slot_usage(stack.api_url) != (0, 0):
-            assert time.monotonic() < deadline, f"counter still raised: {slot_usage(stack.api_url)}"
-            time.sleep(0.5)
-        assert any("auto-repair: tag:database: free 2 slot(s)" in line for line in log.read_text().splitlines())
-    finally:
-        stop_with_ctrl_c(serve)
 
 
 def test_the_watchdog_waits_out_its_grace() -> None:

@@ -3,12 +3,16 @@ back what the server keeps about a run."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from common.prefect_rest import FINAL_STATES
+from support.processes import engine_pid_for
 
 
 def trigger(client: Any, name: str, **parameters: Any) -> UUID:
@@ -26,6 +30,30 @@ def wait_final(client: Any, ids: list[UUID], timeout: float = 240) -> dict[UUID,
             return runs
         assert time.monotonic() < deadline, {r.name: r.state_type.value for r in runs.values()}
         time.sleep(0.5)
+
+
+def kill_while_holding(client: Any, rest: Any, serve_pid: int, kill: tuple[str, ...],
+                       also: tuple[str, ...] = ()) -> tuple[dict[str, UUID], datetime]:
+    """Trigger the served deployments ``kill`` and ``also``; SIGKILL the runs of ``kill`` (their
+    flow-run processes, children of ``serve_pid``) once each holds a database slot. Returns
+    the runs by deployment, and the earliest moment a killed holder could have taken its slot."""
+    runs = {name: trigger(client, name) for name in (*kill, *also)}
+    targets = {runs[name] for name in kill}
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline, "the runs never all held a database slot"
+        held = rest.task_runs_by_id(rest.tag_holders("database"))
+        holding = {t.flow_run_id for t in held.values()} & targets
+        if holding == targets:
+            pids = [engine_pid_for(serve_pid, run) for run in targets]
+            if None not in pids:
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+                # A slot is taken after its task run went Pending: its lease cannot expire
+                # before that moment plus the lease (renewals only push expiry later).
+                pending = [t.expected_start_time or t.created for t in held.values() if t.flow_run_id in targets]
+                return runs, min(p for p in pending if p is not None)
+        time.sleep(0.2)
 
 
 def flow_run_id(stderr: str) -> str:
