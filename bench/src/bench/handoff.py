@@ -35,6 +35,7 @@ from typing import Any
 
 import typer
 
+from bench.server_load import measured
 from common.prefect_api import prefect_settings, use_api
 from common.prefect_rest import PrefectRest
 from local_server.prefect_server import LocalPrefectServer
@@ -64,11 +65,14 @@ class Case:
 
 
 @contextmanager
-def _server(api_url: str, server_db: str = "postgres", extra: dict[str, str] | None = None) -> Iterator[str]:
-    """The given server, or a fresh one configured exactly as serve-all configures it."""
+def _server(
+    api_url: str, server_db: str = "postgres", extra: dict[str, str] | None = None
+) -> Iterator[tuple[str, LocalPrefectServer | None]]:
+    """The given server (no handle on it), or a fresh one configured exactly as serve-all
+    configures it."""
     if api_url:
         use_api(api_url)
-        yield api_url
+        yield api_url, None
         return
     server = LocalPrefectServer(home=Path(tempfile.mkdtemp(prefix="bench-prefect-")), port=free_port(),
                                 backend=server_db, extra_env=extra or {})
@@ -76,7 +80,7 @@ def _server(api_url: str, server_db: str = "postgres", extra: dict[str, str] | N
     try:
         server.wait_healthy(120)
         use_api(server.api_url)
-        yield server.api_url
+        yield server.api_url, server
     finally:
         server.stop()
 
@@ -140,16 +144,19 @@ def metrics(case: Case, intervals: list[tuple[datetime, datetime, int]]) -> dict
     }
 
 
-def run_case(client: Any, case: Case, timeout: float) -> dict[str, Any]:
-    """The shared run (K processes, one limit) and the local baseline, for one case."""
+def run_case(client: Any, case: Case, timeout: float, server: LocalPrefectServer | None = None) -> dict[str, Any]:
+    """The shared run (K processes, one limit) and the local baseline, for one case; the
+    server tier's load is measured during the shared run."""
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
     tag = f"bench-{uuid.uuid4().hex[:8]}"
     client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=f"tag:{tag}", limit=case.limit))
     try:
-        shared = [_spawn(["shared", "--tag", tag, "--tasks", str(case.tasks), "--seconds", str(case.seconds)])
-                  for _ in range(case.flows)]
-        shared_m = metrics(case, _intervals(client, _flow_run_ids(shared, timeout)))
+        with measured(server, str(client.api_url).rstrip("/")) as load:
+            shared = [_spawn(["shared", "--tag", tag, "--tasks", str(case.tasks), "--seconds", str(case.seconds)])
+                      for _ in range(case.flows)]
+            ids = _flow_run_ids(shared, timeout)
+        shared_m = metrics(case, _intervals(client, ids)) | load.figures()
     finally:
         client.delete_global_concurrency_limit_by_name(f"tag:{tag}")
     local = _spawn(["local", "--tasks", str(case.flows * case.tasks), "--seconds", str(case.seconds),
@@ -165,7 +172,8 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
     table = Table(title=f"slot hand-off ({config['server_db']} server, tag wait cap "
                         f"{config['slot_wait_cap_s']} s{', ' + config['extra'] if config['extra'] else ''})")
     for col in ("case K,N,d,L", "run", "makespan", "ideal", "efficiency", "utilization",
-                "gap median", "gap p95", "gap max", "ramp", "run +", "peak"):
+                "gap median", "gap p95", "gap max", "ramp", "run +", "peak",
+                "server CPU", "limit writes/s", "health p95"):
         table.add_column(col, justify="right")
     for r in results:
         c = r["case"]
@@ -176,15 +184,50 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
                           f"{m['makespan_s']:.2f}s", f"{m['ideal_s']:.0f}s", f"{m['efficiency']:.2f}",
                           f"{m['utilization']:.2f}", f"{m['gap_median_s']}s", f"{m['gap_p95_s']}s",
                           f"{m['gap_max_s']}s", f"{m['ramp_s']}s", f"{m['run_overhead_s']}s",
-                          f"{m['peak']}/{c['limit']}")
-    Console(width=170).print(table)
-    print("ramp: first start to the L-th start; run +: mean Running-to-Completed time beyond d.")
+                          f"{m['peak']}/{c['limit']}", _figure(m, "server_cpu_share", " core"),
+                          _figure(m, "limit_updates_per_s"), _figure(m, "health_p95_ms", " ms"))
+    Console(width=200).print(table)
+    print("ramp: first start to the L-th start; run +: mean Running-to-Completed time beyond d;\n"
+          "server CPU: the Prefect API's processes during the shared run, in cores; limit writes/s:\n"
+          "updates of the limit rows (one per slot request, granted or refused, and per release);\n"
+          "health p95: GET /api/health sampled every 0.25 s during the shared run.")
+
+
+def _figure(m: dict[str, Any], key: str, unit: str = "") -> str:
+    return "-" if m.get(key) is None else f"{m[key]}{unit}"
+
+
+GROWTH = [Case(k, 10, d, lim) for lim in (3, 10) for d in (1.0, 3.0) for k in (2, 4, 8, 16)]
+
+
+def _print_growth(results: list[dict[str, Any]]) -> None:
+    """How the shared run's figures grow with K, one column per limit and task length."""
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = sorted({(r["case"]["limit"], r["case"]["seconds"]) for r in results})
+    table = Table(title="growth with K (N = 10): efficiency, gap p95, server CPU, limit writes/s, health p95")
+    table.add_column("K", justify="right")
+    for lim, d in columns:
+        table.add_column(f"L={lim}, d={d:g} s", justify="right")
+    for k in sorted({r["case"]["flows"] for r in results}):
+        cells = []
+        for lim, d in columns:
+            m = next((r["shared"] for r in results
+                      if (r["case"]["flows"], r["case"]["limit"], r["case"]["seconds"]) == (k, lim, d)), None)
+            cells.append("-" if m is None else
+                         f"{m['efficiency']:.2f} | {m['gap_p95_s']}s | {_figure(m, 'server_cpu_share')} | "
+                         f"{_figure(m, 'limit_updates_per_s')} | {_figure(m, 'health_p95_ms', ' ms')}")
+        table.add_row(str(k), *cells)
+    Console(width=200).print(table)
 
 
 @app.callback()
 def run(
     ctx: typer.Context,
     case: list[str] = typer.Option(["2,10,1,3", "2,30,3,3"], "--case", help="K,N,d,L (repeatable)."),
+    growth: bool = typer.Option(False, "--growth", help="Instead of --case: K in 2,4,8,16 x N 10 x d in 1,3 s x "
+                                "L in 3,10, and a table of how each figure grows with K (about 25 min on 2 cores)."),
     server_db: str = typer.Option("postgres", "--server-db", help="postgres (serve-all's default) or sqlite."),
     server_env: list[str] = typer.Option([], "--server-env", help="KEY=VALUE server setting to try (repeatable)."),
     api_url: str = typer.Option("", "--api-url", help="Use this server instead of starting one."),
@@ -194,10 +237,12 @@ def run(
     """Run the cases and print a table; write the figures as JSON."""
     if ctx.invoked_subcommand is not None:
         return
-    cases = [Case.parse(c) for c in case]
+    cases = GROWTH if growth else [Case.parse(c) for c in case]
+    if growth and out == Path("bench/out/handoff.json"):
+        out = Path("bench/out/growth.json")
     extra = dict(kv.split("=", 1) for kv in server_env)
     given = bool(api_url)
-    with _server(api_url, server_db, extra) as api_url, prefect_settings(api_url):
+    with _server(api_url, server_db, extra) as (api_url, server), prefect_settings(api_url):
         from prefect.client.orchestration import get_client
 
         from local_server.prefect_server import server_env as serve_all_env
@@ -212,8 +257,10 @@ def run(
             "cpus": os.cpu_count(),
         }
         with get_client(sync_client=True) as client:
-            results = [run_case(client, c, timeout) for c in cases]
+            results = [run_case(client, c, timeout, server) for c in cases]
     _print(results, config)
+    if growth:
+        _print_growth(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"config": config, "results": results}, indent=2))
     print(f"written {out}")
@@ -254,7 +301,7 @@ def slot_rtt(rounds: int = typer.Option(40, help="Acquire/release rounds."),
     from prefect.concurrency.sync import concurrency
 
     name = f"tag:bench-rtt-{uuid.uuid4().hex[:8]}"
-    with _server(api_url) as api_url, prefect_settings(api_url), get_client(sync_client=True) as client:
+    with _server(api_url) as (api_url, _), prefect_settings(api_url), get_client(sync_client=True) as client:
         client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=3))
         try:
             acquire, release, handoff = [], [], []
