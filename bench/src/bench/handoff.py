@@ -156,7 +156,8 @@ def run_case(client: Any, case: Case, timeout: float, server: LocalPrefectServer
             shared = [_spawn(["shared", "--tag", tag, "--tasks", str(case.tasks), "--seconds", str(case.seconds)])
                       for _ in range(case.flows)]
             ids = _flow_run_ids(shared, timeout)
-        shared_m = metrics(case, _intervals(client, ids)) | load.figures()
+        shared_m = metrics(case, _intervals(client, ids))
+        shared_m |= load.figures(shared_m["makespan_s"])
     finally:
         client.delete_global_concurrency_limit_by_name(f"tag:{tag}")
     local = _spawn(["local", "--tasks", str(case.flows * case.tasks), "--seconds", str(case.seconds),
@@ -188,8 +189,8 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
                           _figure(m, "limit_updates_per_s"), _figure(m, "health_p95_ms", " ms"))
     Console(width=200).print(table)
     print("ramp: first start to the L-th start; run +: mean Running-to-Completed time beyond d;\n"
-          "server CPU: the Prefect API's processes during the shared run, in cores; limit writes/s:\n"
-          "updates of the limit rows (one per slot request, granted or refused, and per release);\n"
+          "server CPU: the Prefect API's processes, in cores over the makespan; limit writes/s: updates\n"
+          "of the limit rows (one per slot request, granted or refused, and per release) over the makespan;\n"
           "health p95: GET /api/health sampled every 0.25 s during the shared run.")
 
 

@@ -88,10 +88,13 @@ class Load:
     limit_updates: int | None = None
     health_ms: list[float] = field(default_factory=list)
 
-    def figures(self) -> dict[str, float | int | None]:
+    def figures(self, busy_seconds: float) -> dict[str, float | int | None]:
+        """The figures, rates over ``busy_seconds`` (the run's makespan: the window also holds
+        the flow processes starting, when no slot is asked for)."""
         q = statistics.quantiles(self.health_ms, n=20, method="inclusive") if len(self.health_ms) >= 2 else None
-        per_s = (lambda v: None if v is None or not self.seconds else round(v / self.seconds, 2))
+        per_s = (lambda v: None if v is None or not busy_seconds else round(v / busy_seconds, 2))
         return {
+            "window_s": round(self.seconds, 1),
             "server_cpu_s": None if self.api_cpu_s is None else round(self.api_cpu_s, 2),
             "server_cpu_share": per_s(self.api_cpu_s),  # of one core
             "postgres_cpu_s": None if self.postgres_cpu_s is None else round(self.postgres_cpu_s, 2),
