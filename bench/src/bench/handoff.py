@@ -174,7 +174,7 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
                         f"{config['slot_wait_cap_s']} s{', ' + config['extra'] if config['extra'] else ''})")
     for col in ("case K,N,d,L", "run", "makespan", "ideal", "efficiency", "utilization",
                 "gap median", "gap p95", "gap max", "ramp", "run +", "peak",
-                "server CPU", "limit writes/s", "health p95"):
+                "server CPU", "PG CPU", "flows CPU", "limit writes/s", "health p95"):
         table.add_column(col, justify="right")
     for r in results:
         c = r["case"]
@@ -186,10 +186,12 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
                           f"{m['utilization']:.2f}", f"{m['gap_median_s']}s", f"{m['gap_p95_s']}s",
                           f"{m['gap_max_s']}s", f"{m['ramp_s']}s", f"{m['run_overhead_s']}s",
                           f"{m['peak']}/{c['limit']}", _figure(m, "server_cpu_share", " core"),
+                          _figure(m, "postgres_cpu_share"), _figure(m, "clients_cpu_share"),
                           _figure(m, "limit_updates_per_s"), _figure(m, "health_p95_ms", " ms"))
     Console(width=200).print(table)
     print("ramp: first start to the L-th start; run +: mean Running-to-Completed time beyond d;\n"
-          "server CPU: the Prefect API's processes, in cores over the makespan; limit writes/s: updates\n"
+          "server CPU: the Prefect API's processes, in cores over the makespan (PG CPU: its PostgreSQL;\n"
+          "flows CPU: the K flow processes, start-up included); limit writes/s: updates\n"
           "of the limit rows (one per slot request, granted or refused, and per release) over the makespan;\n"
           "health p95: GET /api/health sampled every 0.25 s during the shared run.")
 

@@ -1,6 +1,7 @@
 """What the server tier spends while one benchmark run goes on: CPU seconds of the Prefect
 API's process group and of its PostgreSQL, the writes to the limit rows, and the latency of
-``/api/health`` sampled meanwhile.
+``/api/health`` sampled meanwhile; and beside it, the CPU of the flow processes themselves
+(the children this process waited for in the window), to see which side fills the box.
 
 Read from ``/proc`` and from PostgreSQL's own statistics: nothing is added to the server.
 Every slot request (granted or refused: a refusal records its denied slots) and every
@@ -12,6 +13,7 @@ workers and the pool's PostgreSQL backends live through a run).
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import threading
 import time
@@ -86,6 +88,7 @@ class Load:
     api_cpu_s: float | None = None
     postgres_cpu_s: float | None = None
     limit_updates: int | None = None
+    clients_cpu_s: float = 0.0
     health_ms: list[float] = field(default_factory=list)
 
     def figures(self, busy_seconds: float) -> dict[str, float | int | None]:
@@ -98,6 +101,8 @@ class Load:
             "server_cpu_s": None if self.api_cpu_s is None else round(self.api_cpu_s, 2),
             "server_cpu_share": per_s(self.api_cpu_s),  # of one core
             "postgres_cpu_s": None if self.postgres_cpu_s is None else round(self.postgres_cpu_s, 2),
+            "postgres_cpu_share": per_s(self.postgres_cpu_s),
+            "clients_cpu_share": per_s(self.clients_cpu_s),
             "limit_updates_per_s": per_s(self.limit_updates),
             "health_p95_ms": round(q[18], 1) if q else None,
             "health_samples": len(self.health_ms),
@@ -127,6 +132,7 @@ def measured(server: LocalPrefectServer | None, api_url: str) -> Iterator[Load]:
     postmaster = _postmaster(server) if server is not None else None
     before = _cpu_by_pid(group, postmaster) if group is not None else None
     updates = _limit_updates(server) if server is not None else None
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     sampler.start()
     try:
@@ -135,6 +141,8 @@ def measured(server: LocalPrefectServer | None, api_url: str) -> Iterator[Load]:
         stop.set()
         sampler.join(timeout=15)
         load.seconds = time.monotonic() - started
+        done = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load.clients_cpu_s = (done.ru_utime + done.ru_stime) - (children.ru_utime + children.ru_stime)
         if before is not None and group is not None:
             after = _cpu_by_pid(group, postmaster)
             load.api_cpu_s, load.postgres_cpu_s = (

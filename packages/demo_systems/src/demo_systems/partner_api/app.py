@@ -62,9 +62,17 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def create_app(
-    capacity: int, storage_dir: Path, token: str | None = None, ticks_per_day: int = TICKS_PER_DAY
+    capacity: int, storage_dir: Path, token: str | None = None, ticks_per_day: int | None = None
 ) -> FastAPI:
-    """Build the demo partner API; ``token`` (if set) is required on ``/v1/*``."""
+    """Build the demo partner API; ``token`` (if set) is required on ``/v1/*``. The work behind
+    each fx page is ``ticks_per_day``, else the setting ``ETL_DEMO_API_TICKS_PER_DAY``, else
+    :data:`TICKS_PER_DAY`."""
+    if ticks_per_day is None:
+        from common.settings import get_settings
+
+        ticks_per_day = get_settings().demo_api_ticks_per_day
+    if ticks_per_day is None:
+        ticks_per_day = TICKS_PER_DAY
     if capacity < 1:
         raise ValueError(f"capacity must be >= 1, got {capacity}")
     storage_dir = Path(storage_dir)

@@ -16,7 +16,6 @@ import typer
 import uvicorn
 
 from demo_systems.partner_api.app import create_app
-from demo_systems.partner_api.data import TICKS_PER_DAY
 from local_server.processes import Child, ChildFailed, bind_socket
 from local_server.reaper import wait_for_parent_exit
 
@@ -42,8 +41,7 @@ def _exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
 
 
 def serve(
-    host: str, port: int, capacity: int, storage_dir: Path, token: str | None = None, parent_pid: int | None = None,
-    ticks_per_day: int = TICKS_PER_DAY,
+    host: str, port: int, capacity: int, storage_dir: Path, token: str | None = None, parent_pid: int | None = None
 ) -> None:
     """Run the API in this process until SIGINT/SIGTERM (or until ``parent_pid`` dies)."""
     try:
@@ -51,7 +49,7 @@ def serve(
     except OSError as exc:
         typer.echo(_port_taken_message(host, port, exc.strerror or str(exc)), err=True)
         raise typer.Exit(2) from None
-    app = create_app(capacity, storage_dir, token=token, ticks_per_day=ticks_per_day)
+    app = create_app(capacity, storage_dir, token=token)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
     )
@@ -92,7 +90,6 @@ def _cli(
         storage_dir if storage_dir is not None else settings.data_dir / "partner_api",  # type: ignore[operator]
         token=token or None,
         parent_pid=parent_pid,
-        ticks_per_day=TICKS_PER_DAY if settings.demo_api_ticks_per_day is None else settings.demo_api_ticks_per_day,
     )
 
 
