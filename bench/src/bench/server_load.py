@@ -20,11 +20,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
 
 from local_server.prefect_server import LocalPrefectServer
+from local_server.threads import in_background
 
 _TICK = os.sysconf("SC_CLK_TCK")
 LIMITS_TABLE_UPDATES = "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'concurrency_limit_v2'"
@@ -126,20 +128,16 @@ def measured(server: LocalPrefectServer | None, api_url: str) -> Iterator[Load]:
     """Measure the server tier while the block runs (CPU and writes only for a server this
     benchmark started; the health latency for any)."""
     load = Load()
-    stop = threading.Event()
-    sampler = threading.Thread(target=_sample_health, args=(api_url, stop, load.health_ms), daemon=True)
     group = server.pid if server is not None else None
     postmaster = _postmaster(server) if server is not None else None
     before = _cpu_by_pid(group, postmaster) if group is not None else None
     updates = _limit_updates(server) if server is not None else None
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    sampler.start()
     try:
-        yield load
+        with in_background(partial(_sample_health, api_url, into=load.health_ms), "health-sampler", join_timeout=15):
+            yield load
     finally:
-        stop.set()
-        sampler.join(timeout=15)
         load.seconds = time.monotonic() - started
         done = resource.getrusage(resource.RUSAGE_CHILDREN)
         load.clients_cpu_s = (done.ru_utime + done.ru_stime) - (children.ru_utime + children.ru_stime)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from common.logs import get_logger
 from common.prefect_api import not_ready
+from local_server.threads import in_background
 
 if TYPE_CHECKING:
     from demo_systems.partner_api.process import DemoApiProcess
@@ -90,11 +91,5 @@ def supervising(server: "LocalPrefectServer | None", demo_api: "DemoApiProcess |
                 give_up: Callable[[str], None]) -> Iterator[Supervisor]:
     """The supervisor in a background thread while the block runs."""
     supervisor = Supervisor(server, demo_api, give_up)
-    stop = threading.Event()
-    thread = threading.Thread(target=supervisor.run, args=(stop,), name="stack-supervisor", daemon=True)
-    thread.start()
-    try:
+    with in_background(supervisor.run, "stack-supervisor", join_timeout=RESTART_TIMEOUT_SECONDS + 10):
         yield supervisor
-    finally:
-        stop.set()
-        thread.join(timeout=RESTART_TIMEOUT_SECONDS + 10)

@@ -2,5 +2,6 @@
 
 :mod:`local_server.prefect_server` starts the server serve-all and the tests use;
 :mod:`local_server.postgres` the embedded PostgreSQL; :mod:`local_server.reaper` stops both
-if their owner is killed; :mod:`local_server.processes` is the one child-process lifecycle.
+if their owner is killed; :mod:`local_server.processes` is the one child-process lifecycle,
+:mod:`local_server.threads` the one background loop of this process.
 """

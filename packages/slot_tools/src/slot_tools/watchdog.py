@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 from common.logs import get_logger
 from common.resources import Registry
+from local_server.threads import in_background
 from slot_tools.repair import RepairAction, apply_repair, confirmed, plan_repair
 from slot_tools.snapshot import take_snapshot
 
@@ -79,11 +80,5 @@ class Watchdog:
 def watching(registry: Registry, api_url: str) -> Iterator[Watchdog]:
     """The watchdog in a background thread while the block runs."""
     dog = Watchdog(registry, api_url)
-    stop = threading.Event()
-    thread = threading.Thread(target=dog.run, args=(stop,), name="slot-watchdog", daemon=True)
-    thread.start()
-    try:
+    with in_background(dog.run, "slot-watchdog", join_timeout=10):
         yield dog
-    finally:
-        stop.set()
-        thread.join(timeout=10)
