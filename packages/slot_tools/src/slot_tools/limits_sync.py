@@ -56,10 +56,16 @@ def _apply(client: "SyncPrefectClient", change: LimitChange) -> None:
     # Tag limits are written exactly as before; only a rate limit sets a decay.
     decay = {} if change.kind == "tag" else {"slot_decay_per_second": change.file_decay}
     if change.action == "create":
-        client.create_global_concurrency_limit(
-            GlobalConcurrencyLimitCreate(name=change.limit, limit=change.file_slots or 1, active=True, **decay)
-        )
-    elif change.action in ("update", "activate"):
+        from prefect.exceptions import ObjectAlreadyExists
+
+        try:
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=change.limit, limit=change.file_slots or 1, active=True, **decay)
+            )
+            return
+        except ObjectAlreadyExists:
+            pass  # another sync (a second machine starting at the same moment) created it: make it match
+    if change.action in ("create", "update", "activate"):
         client.update_global_concurrency_limit(
             change.limit, GlobalConcurrencyLimitUpdate(limit=change.file_slots, active=True, **decay)
         )
@@ -70,9 +76,14 @@ def _apply(client: "SyncPrefectClient", change: LimitChange) -> None:
 def _record_managed(variable: str, before: set[str], declared: set[str], deleted: set[str]) -> None:
     from prefect.variables import Variable
 
+    from prefect.exceptions import ObjectAlreadyExists
+
     managed = sorted((before | declared) - deleted)
     if managed != sorted(before):
-        Variable.set(variable, managed, overwrite=True)
+        try:
+            Variable.set(variable, managed, overwrite=True)
+        except ObjectAlreadyExists:  # a concurrent sync created the variable first: overwrite it
+            Variable.set(variable, managed, overwrite=True)
 
 
 def sync(client: "SyncPrefectClient", registry: Registry, prune: bool = False) -> list[LimitChange]:
