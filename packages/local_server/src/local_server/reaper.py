@@ -5,10 +5,10 @@ a CI timeout) gives it no chance: the server runs in its own process group, so i
 the port and its PostgreSQL. :class:`local_server.prefect_server.LocalPrefectServer` therefore starts this
 small watcher beside the server:
 
-    python -m local_server.reaper --parent PID --group PGID [--pgdata DIR]
+    python -m local_server.reaper --parent PID --group PGID [--group PGID ...] [--pgdata DIR]
 
-It checks once a second whether PID is still its parent; once it is not, it ends the process
-group PGID (the server it was started for: SIGTERM, then SIGKILL) and stops the PostgreSQL on
+It checks once a second whether PID is still its parent; once it is not, it ends each process
+group PGID (the servers it was started for: SIGTERM, then SIGKILL) and stops the PostgreSQL on
 DIR (PostgreSQL's fast shutdown, SIGINT to the postmaster its postmaster.pid names). The
 server's owner ends the watcher by PID when it stops the server itself.
 """
@@ -42,13 +42,14 @@ def wait_for_parent_exit(parent_pid: int, stop: Callable[[], bool] = lambda: Fal
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parent", type=int, required=True)
-    parser.add_argument("--group", type=int, required=True)
+    parser.add_argument("--group", type=int, action="append", required=True)
     parser.add_argument("--pgdata", type=Path)
     args = parser.parse_args()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the parent, which stops us
     if not wait_for_parent_exit(args.parent):
         return
-    end_group(args.group)
+    for group in args.group:
+        end_group(group)
     if args.pgdata is not None:
         from local_server.postgres import stop_postmaster
 

@@ -1,0 +1,151 @@
+"""Prefect's replicated server tier (``local_server.replicas``): two API replicas
+(``prefect server start --no-services``) and one ``prefect server services start`` on one
+PostgreSQL, with events, Docket and slot leases in a real Redis (``prefect-redis``).
+
+ingest is served against replica 0; reports against replica 1, through a load balancer
+(``local_server.balancer``) that falls back to replica 0 while replica 1 is away, as a
+production balancer does. Each flow's tasks ask a different API process for the same
+``database`` slots. While both hold slots, replica 1 is stopped and started again (a rolling
+restart). Asserted from the server's task-run records, both replicas' views, the balancer's
+counts and Redis itself: the limit held across replicas, both replicas saw the same holders,
+the leases outlived the replica, both runs completed, nothing is left taken or leased.
+(Without the balancer, a run whose only replica vanishes fails the call it was making:
+Prefect's client does not retry a refused connection on a fresh client.)
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+
+from common.prefect_rest import FINAL_STATES, PrefectRest
+from local_server.balancer import Balancer, balancing
+from local_server.replicas import PrefectReplicas
+from support import ROOT, SERVING, Stack, free_port, linked_data_dir, script, stop_with_ctrl_c, wait_for_text
+
+pytestmark = pytest.mark.integration
+
+INGEST_TABLES = ("customers", "products", "orders", "order_items", "payments", "shipments")
+
+
+@pytest.fixture(scope="module")
+def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectReplicas]:
+    replicas = PrefectReplicas(home=tmp_path_factory.mktemp("replicas"), ports=(free_port(), free_port()),
+                               redis_port=free_port())
+    replicas.start()
+    try:
+        yield replicas
+    finally:
+        replicas.stop()
+
+
+def _trigger(api: str, name: str, **parameters: object) -> UUID:
+    deployment = httpx.get(f"{api}/deployments/name/{name}", timeout=10).json()
+    created = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run",
+                         json={"parameters": parameters}, timeout=10)
+    created.raise_for_status()
+    return UUID(created.json()["id"])
+
+
+def _holders(api: str) -> dict[UUID, UUID]:
+    """The task runs holding ``database`` leases, as ``api`` reports them: task run -> flow run."""
+    with PrefectRest(api) as rest:
+        held = rest.task_runs_by_id(rest.tag_holders("database"))
+    return {task: UUID(str(rec.flow_run_id)) for task, rec in held.items()}
+
+
+def _leases_in_redis(tier: PrefectReplicas) -> int:
+    import redis
+
+    assert tier.redis is not None
+    with redis.Redis(host=tier.host, port=tier.redis.port) as client:
+        return sum(1 for _ in client.scan_iter("prefect:concurrency:lease:*"))
+
+
+def test_the_limit_holds_across_replicas_and_a_replica_restart_leaks_nothing(
+        stack: Stack, tier: PrefectReplicas, tmp_path: Path) -> None:
+    first, second = tier.api_urls
+    data = linked_data_dir(stack, tmp_path)
+    if (stack.data_dir / "lake").exists():  # reports read lake files while ingest replaces them
+        shutil.copytree(stack.data_dir / "lake", data / "lake", ignore=shutil.ignore_patterns(".staging"))
+    servers: list[subprocess.Popen[bytes]] = []
+    with balancing((tier.ports[1], tier.ports[0])) as balancer:
+        try:
+            for command, api in (("serve-ingest", first), ("serve-reports", balancer.api_url)):
+                log = tmp_path / f"{command}.log"
+                servers.append(subprocess.Popen([script(command)], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                                cwd=ROOT, stdin=subprocess.DEVNULL,
+                                                env=stack.env(PREFECT_API_URL=api, ETL_DATA_DIR=str(data))))
+            for command, proc in zip(("serve-ingest", "serve-reports"), servers):
+                wait_for_text(tmp_path / f"{command}.log", SERVING, proc, timeout=120)
+            _run_and_restart(tier, balancer, tmp_path)
+        finally:
+            for proc in servers:
+                stop_with_ctrl_c(proc)
+
+
+def _run_and_restart(tier: PrefectReplicas, balancer: Balancer, tmp_path: Path) -> None:
+    from common.resources import get_registry
+    from slot_tools.history import peak_concurrency, read_intervals, wait_until_recorded
+
+    first, second = tier.api_urls
+    ingest = _trigger(first, "ingest/local", tables=list(INGEST_TABLES))
+    reports = _trigger(balancer.api_url, "reports/local")
+    runs = sorted({ingest, reports})
+    deadline = time.monotonic() + 120
+    while set(_holders(first).values()) != set(runs):
+        assert time.monotonic() < deadline, "the two runs never held database slots at the same time"
+        time.sleep(0.2)
+    assert balancer.served[tier.ports[1]] > 0 and balancer.served[tier.ports[0]] == 0, balancer.served
+
+    # One lease store: at a moment when nothing moves, both replicas name the same holders.
+    for _ in range(50):
+        seen = [_holders(first), _holders(second), _holders(first)]
+        if seen[0] == seen[1] == seen[2] and seen[0]:
+            break
+    else:
+        pytest.fail(f"the replicas never agreed on the database holders: {seen}")
+
+    tier.stop_replica(1)
+    stopped = time.monotonic()
+    held_while_down = _holders(first)
+    back = tier.start_replica(1)
+    print(f"\nreplica 1 stopped with {len(held_while_down)} database holders seen through replica 0; "
+          f"ready again {time.monotonic() - stopped:.1f} s later ({back:.1f} s to start)")
+    assert set(held_while_down.values()) & {reports}, "replica 0 saw no lease of the reports run while replica 1 was down"
+
+    with PrefectRest(first) as rest:
+        deadline = time.monotonic() + 300
+        while True:
+            states = {i: r.state_type for i, r in rest.flow_runs_by_id(runs).items()}
+            if len(states) == 2 and all(s in FINAL_STATES for s in states.values()):
+                break
+            assert time.monotonic() < deadline, f"runs not over 300 s after the restart: {states}"
+            time.sleep(1)
+        messages = {r: httpx.get(f"{first}/flow_runs/{r}", timeout=10).json()["state"]["message"] for r in runs}
+        print(f"ingest {states[ingest]}, reports {states[reports]}; connections by replica port: {dict(balancer.served)}")
+        assert states[ingest] == "COMPLETED", messages[ingest]
+        assert states[reports] == "COMPLETED", (messages[reports], (tmp_path / "serve-reports.log").read_text()[-3000:])
+        assert balancer.served[tier.ports[0]] > 0, "reports never fell back to replica 0 while replica 1 was away"
+
+        assert wait_until_recorded(rest, runs)
+        registry = get_registry()
+        for tag in ("database", "api"):
+            intervals = read_intervals(rest, [tag], flow_run_ids=runs)
+            peak, when = peak_concurrency(intervals)
+            print(f"{tag}: peak {peak} at {when} across both replicas, limit {registry[tag].slots}")
+            assert peak <= registry[tag].slots, f"{tag}: {peak} task runs held slots at once across replicas"
+            assert {iv.flow_run_id for iv in intervals} == {str(r) for r in runs}, f"not both flows took {tag} slots"
+
+    for api in (first, second):
+        with PrefectRest(api) as rest:
+            assert rest.tag_usage("database") == (0, 0), f"{api}: database slots still taken"
+            assert rest.tag_usage("api") == (0, 0), f"{api}: api slots still taken"
+    assert _leases_in_redis(tier) == 0, "leases left in Redis after both runs ended"
