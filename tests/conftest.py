@@ -42,7 +42,16 @@ API_URL = use_api(f"http://127.0.0.1:{SERVER_PORT}/api")
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def seeded_shop(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The demo shop at scale 1, seeded once per session (a SeedResult): the unit tests of the
+    seed and of the SQL read it, and the session's data folder links it as its demo database."""
+    from demo_systems.shop import seed_demo_database
+
+    return seed_demo_database(tmp_path_factory.mktemp("shop") / "shop.duckdb", 1)
+
+
+@pytest.fixture(scope="session")
+def stack(seeded_shop) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     from prefect.client.orchestration import get_client
 
     from common.resources import API, get_registry
@@ -60,6 +69,9 @@ def stack() -> Iterator[Stack]:
         server.wait_healthy(timeout=120)
         with get_client(sync_client=True) as client:
             sync(client, get_registry())
+        settings.demo_db_path.parent.mkdir(parents=True, exist_ok=True)
+        if settings.demo_scale == seeded_shop.scale and not settings.demo_db_path.exists():
+            os.link(seeded_shop.path, settings.demo_db_path)  # same content: the seed is deterministic
         ensure_demo_database(settings)
         api = DemoApiProcess(capacity=get_registry()[API].slots, port=API_PORT)
         api.start()

@@ -12,7 +12,6 @@ import pytest
 from common.catalog import DIMENSIONS, FACTS, TABLES, UnknownTableError, check_table
 from flow_ingest.catalog import ENRICHED_TABLES, extract_query
 from flow_reports.catalog import REPORTS, report_query
-from demo_systems.shop.build import seed_demo_database
 
 # The primary key of each table: extracts must keep exactly one row per key.
 KEYS = {
@@ -144,8 +143,8 @@ def test_lake_folder_is_substituted_with_quotes_escaped() -> None:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seed_demo_database(tmp_path_factory.mktemp("catalog") / "shop.duckdb", 1).path
+def seeded(seeded_shop) -> Path:  # type: ignore[no-untyped-def]
+    return seeded_shop.path  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")

@@ -60,8 +60,8 @@ TINY_ROWS = {name: max(rows // 250, 50) for name, rows in seed.SCALED_ROWS.items
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> SeedResult:
-    return seed_demo_database(tmp_path_factory.mktemp("seed") / "shop.duckdb", 1)
+def seeded(seeded_shop: SeedResult) -> SeedResult:
+    return seeded_shop
 
 
 @pytest.fixture(scope="module")
