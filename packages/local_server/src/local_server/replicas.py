@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -169,6 +170,9 @@ def main() -> None:
     parser.add_argument("--redis-port", type=int, default=0, help="default: a free port")
     parser.add_argument("--home", type=Path, default=Path("data") / "replicas")
     args = parser.parse_args()
+    # Ctrl-C and SIGTERM stop the tier in order, even when a script started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
     tier = PrefectReplicas(home=args.home.resolve(), ports=tuple(args.ports), redis_port=args.redis_port or free_port())
     try:
         tier.start()
@@ -182,6 +186,7 @@ def main() -> None:
         sys.exit(2)
     finally:
         tier.stop()
+        print("the replicas, the services, Redis and PostgreSQL are stopped", flush=True)
 
 
 if __name__ == "__main__":
