@@ -22,7 +22,7 @@ import duckdb
 import httpx
 import pytest
 
-from support import ROOT, Stack, kill_while_holding, linked_data_dir, script, slot_usage, stop_with_ctrl_c, trigger, wait_final
+from support import ROOT, Stack, assert_every_limit_held, kill_while_holding, linked_data_dir, script, slot_usage, stop_with_ctrl_c, trigger, wait_final
 
 pytestmark = pytest.mark.integration
 
@@ -61,9 +61,7 @@ def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 
 def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Served, stack: Stack, prefect_client, rest) -> None:  # type: ignore[no-untyped-def]
-    from slot_tools.history import peak_concurrency, read_intervals, wait_until_recorded
     from common.lake import dataset_path, parquet_rows
-    from common.resources import get_registry
 
     httpx.post(f"{stack.demo_api_url}/stats/reset", timeout=5).raise_for_status()
     started = time.monotonic()
@@ -83,14 +81,7 @@ def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Served, 
     repairs = [line for line in served.log.read_text(errors="replace").splitlines()
                if "auto-repair" in line]
     assert not repairs, f"the watchdog freed slots during a healthy flood: {repairs}"
-    assert wait_until_recorded(rest, ids)
-    registry = get_registry()
-    for tag in ("database", "api"):
-        intervals = read_intervals(rest, [tag], flow_run_ids=ids)
-        peak, when = peak_concurrency(intervals)
-        print(f"{tag}: peak {peak} at {when}, limit {registry[tag].slots}, {len(intervals)} task runs")
-        assert peak <= registry[tag].slots, f"{tag}: {peak} task runs held slots at once"
-        assert {iv.flow_run_id for iv in intervals} == {str(i) for i in ids}, f"not every run used {tag}"
+    assert_every_limit_held(rest, ids)
 
     stats = httpx.get(f"{stack.demo_api_url}/stats", timeout=5).json()
     print("demo API:", stats)

@@ -28,7 +28,7 @@ import pytest
 from common.prefect_rest import FINAL_STATES, PrefectRest
 from local_server.balancer import Balancer, balancing
 from local_server.replicas import PrefectReplicas
-from support import ROOT, SERVING, Stack, free_port, linked_data_dir, script, stop_with_ctrl_c, wait_for_text
+from support import ROOT, SERVING, Stack, assert_every_limit_held, free_port, linked_data_dir, script, stop_with_ctrl_c, wait_for_text
 
 pytestmark = pytest.mark.integration
 
@@ -92,9 +92,6 @@ def test_the_limit_holds_across_replicas_and_a_replica_restart_leaks_nothing(
 
 
 def _run_and_restart(tier: PrefectReplicas, balancer: Balancer, tmp_path: Path) -> None:
-    from common.resources import get_registry
-    from slot_tools.history import peak_concurrency, read_intervals, wait_until_recorded
-
     first, second = tier.api_urls
     ingest = _trigger(first, "ingest/local", tables=list(INGEST_TABLES))
     reports = _trigger(balancer.api_url, "reports/local")
@@ -135,14 +132,7 @@ def _run_and_restart(tier: PrefectReplicas, balancer: Balancer, tmp_path: Path) 
         assert states[reports] == "COMPLETED", (messages[reports], (tmp_path / "serve-reports.log").read_text()[-3000:])
         assert balancer.served[tier.ports[0]] > 0, "reports never fell back to replica 0 while replica 1 was away"
 
-        assert wait_until_recorded(rest, runs)
-        registry = get_registry()
-        for tag in ("database", "api"):
-            intervals = read_intervals(rest, [tag], flow_run_ids=runs)
-            peak, when = peak_concurrency(intervals)
-            print(f"{tag}: peak {peak} at {when} across both replicas, limit {registry[tag].slots}")
-            assert peak <= registry[tag].slots, f"{tag}: {peak} task runs held slots at once across replicas"
-            assert {iv.flow_run_id for iv in intervals} == {str(r) for r in runs}, f"not both flows took {tag} slots"
+        assert_every_limit_held(rest, runs, where=" across both replicas")
 
     for api in (first, second):
         with PrefectRest(api) as rest:

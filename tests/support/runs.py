@@ -82,3 +82,20 @@ def server_text(client: Any, run: str) -> str:
         if len(page) < 200:
             return "\n".join(texts)
         offset += 200
+
+
+def assert_every_limit_held(rest: Any, ids: list[UUID], where: str = "") -> None:
+    """From the server's task-run records of the runs ``ids``: on ``database`` and ``api``,
+    never more task runs at once than the limit, and every run took slots of both."""
+    from common.resources import get_registry
+    from slot_tools.history import peak_concurrency, read_intervals, wait_until_recorded
+
+    assert wait_until_recorded(rest, ids)
+    registry = get_registry()
+    for tag in ("database", "api"):
+        intervals = read_intervals(rest, [tag], flow_run_ids=ids)
+        peak, when = peak_concurrency(intervals)
+        print(f"{tag}: peak {peak} at {when}{where}, limit {registry[tag].slots}, {len(intervals)} task runs")
+        assert peak <= registry[tag].slots, f"{tag}: {peak} task runs held slots at once{where}"
+        assert {iv.flow_run_id for iv in intervals} == {str(i) for i in ids}, f"not every run used {tag}"
+

@@ -3,8 +3,9 @@
 Prefect's replicated tier expects one (NGINX, HAProxy, a cloud balancer): clients know one
 address, and a replica that is being restarted simply stops receiving connections. This one
 sends each new connection to the first upstream, in the order given, that accepts it, so an
-order of ``[replica 1, replica 0]`` means "replica 1, or replica 0 while replica 1 is away".
-Connections in flight when a replica stops are cut, which Prefect's client retries.
+order of ``[replica 1, replica 0]`` means "replica 1, or replica 0 while replica 1 is away";
+with ``rotate``, each new connection starts one upstream further (round robin), which spreads
+the load. Connections in flight when a replica stops are cut, which Prefect's client retries.
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ class Balancer:
     host: str
     port: int
     upstreams: tuple[int, ...]
+    rotate: bool = False
     served: Counter[int] = field(default_factory=Counter)
+    _next: int = 0
 
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}/api"
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for port in self.upstreams:
+        start, self._next = self._next, (self._next + 1) % len(self.upstreams) if self.rotate else 0
+        for port in self.upstreams[start:] + self.upstreams[:start]:
             try:
                 up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(self.host, port), CONNECT_TIMEOUT)
             except (OSError, asyncio.TimeoutError):
@@ -59,10 +63,11 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @contextmanager
-def balancing(upstreams: tuple[int, ...], host: str = "127.0.0.1", port: int = 0) -> Iterator[Balancer]:
+def balancing(upstreams: tuple[int, ...], host: str = "127.0.0.1", port: int = 0,
+              rotate: bool = False) -> Iterator[Balancer]:
     """Balance ``host:port`` over the upstream ports (first that accepts) while the block runs."""
     sock = bind_socket(host, port)
-    balancer = Balancer(host, sock.getsockname()[1], upstreams)
+    balancer = Balancer(host, sock.getsockname()[1], upstreams, rotate)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stopping: asyncio.Future[None] = loop.create_future()

@@ -9,11 +9,13 @@ replicas and that restarting a replica loses no lease. Every setting is serve-al
 (:func:`local_server.prefect_server.server_env`) but the lease storage and the messaging.
 
     uv run python -m local_server.replicas --ports 4301 4302   # until Ctrl-C
+    uv run python -m local_server.replicas --balance 4300      # and a round-robin balancer on 4300
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.prefect_api import ServerUnavailableError, api_url_for, not_ready
+from local_server.balancer import balancing
 from local_server.postgres import EmbeddedPostgres
 from local_server.prefect_server import server_env
 from local_server.processes import Child, ChildFailed, deferred_signals, free_port
@@ -169,6 +172,8 @@ def main() -> None:
     parser.add_argument("--ports", type=int, nargs="+", default=[4301, 4302], help="one API replica per port")
     parser.add_argument("--redis-port", type=int, default=0, help="default: a free port")
     parser.add_argument("--home", type=Path, default=Path("data") / "replicas")
+    parser.add_argument("--balance", type=int, default=0, metavar="PORT",
+                        help="also serve a round-robin balancer over the replicas on PORT")
     args = parser.parse_args()
     # Ctrl-C and SIGTERM stop the tier in order, even when a script started us with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -177,8 +182,12 @@ def main() -> None:
     try:
         tier.start()
         print("Prefect API replicas ready: " + ", ".join(tier.api_urls) + " (Ctrl-C stops the tier)", flush=True)
-        while True:
-            time.sleep(3600)
+        with contextlib.ExitStack() as balancer:
+            if args.balance:
+                front = balancer.enter_context(balancing(tier.ports, port=args.balance, rotate=True))
+                print(f"round-robin balancer over them: {front.api_url}", flush=True)
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         pass
     except ServerUnavailableError as exc:
