@@ -81,6 +81,7 @@ class PrefectReplicas:
             self._database_url = self.postgres.start()
             self.redis = RedisServer(self.home / "redis", self.redis_port, self.host)
             self.redis.start()
+            self._watch()  # from here on, a killed owner leaves neither Redis nor PostgreSQL behind
             migrate = subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
                                      env=self._env("migrate"), capture_output=True, text=True, timeout=timeout)
             if migrate.returncode != 0:
