@@ -29,7 +29,7 @@ import pytest
 from common.prefect_rest import FINAL_STATES, PrefectRest
 from local_server.balancer import Balancer, balancing
 from local_server.replicas import PrefectReplicas
-from support import ROOT, SERVING, Stack, assert_every_limit_held, free_port, linked_data_dir, script, stop_with_ctrl_c, wait_for_text
+from support import ROOT, SERVING, Stack, assert_every_limit_held, trigger_at, free_port, linked_data_dir, script, stop_with_ctrl_c, wait_for_text
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +45,6 @@ def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectReplicas]:
         yield replicas
     finally:
         replicas.stop()
-
-
-def _trigger(api: str, name: str, **parameters: object) -> UUID:
-    deployment = httpx.get(f"{api}/deployments/name/{name}", timeout=10).json()
-    created = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run",
-                         json={"parameters": parameters}, timeout=10)
-    created.raise_for_status()
-    return UUID(created.json()["id"])
 
 
 def _holders(api: str) -> dict[UUID, UUID]:
@@ -94,8 +86,8 @@ def test_the_limit_holds_across_replicas_and_a_replica_restart_leaks_nothing(
 
 def _run_and_restart(tier: PrefectReplicas, balancer: Balancer, tmp_path: Path) -> None:
     first, second = tier.api_urls
-    ingest = _trigger(first, "ingest/local", tables=list(INGEST_TABLES))
-    reports = _trigger(balancer.api_url, "reports/local")
+    ingest = trigger_at(first, "ingest/local", tables=list(INGEST_TABLES))
+    reports = trigger_at(balancer.api_url, "reports/local")
     runs = sorted({ingest, reports})
     deadline = time.monotonic() + 120
     while set(_holders(first).values()) != set(runs):

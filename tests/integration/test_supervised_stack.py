@@ -10,9 +10,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from uuid import UUID
 
-import httpx
 import pytest
 
 from common.prefect_api import not_ready
@@ -28,15 +26,11 @@ from support import (
     script,
     slot_usage,
     stop_with_ctrl_c,
+    trigger_at,
     wait_for_text,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def _trigger(api: str, name: str) -> str:
-    deployment = httpx.get(f"{api}/deployments/name/{name}", timeout=10).json()
-    return str(httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10).json()["id"])
 
 
 def test_a_killed_prefect_server_is_restarted_and_nothing_leaks(stack: Stack, tmp_path: Path) -> None:
@@ -53,7 +47,7 @@ def test_a_killed_prefect_server_is_restarted_and_nothing_leaks(stack: Stack, tm
     try:
         wait_for_text(log, SERVING, proc, timeout=180)
         started = descendants(proc.pid)
-        runs = [_trigger(api, name) for name in ("ingest/local", "reports/local")]
+        runs = [trigger_at(api, name) for name in ("ingest/local", "reports/local")]
         deadline = time.monotonic() + 120
         while slot_usage(api)[1] == 0:
             assert time.monotonic() < deadline, "the runs never held a database slot"
@@ -73,7 +67,7 @@ def test_a_killed_prefect_server_is_restarted_and_nothing_leaks(stack: Stack, tm
         with PrefectRest(api) as rest:
             deadline = time.monotonic() + 240
             while True:
-                states = {str(i): r.state_type for i, r in rest.flow_runs_by_id([UUID(r) for r in runs]).items()}
+                states = {str(i): r.state_type for i, r in rest.flow_runs_by_id(runs).items()}
                 if len(states) == 2 and all(s in FINAL_STATES for s in states.values()):
                     break
                 assert time.monotonic() < deadline, f"runs still not over 240 s after the restart: {states}"
@@ -89,7 +83,7 @@ def test_a_killed_prefect_server_is_restarted_and_nothing_leaks(stack: Stack, tm
               f"{time.monotonic() - killed:.0f} s after the kill")
 
         # The served deployments kept polling: a run triggered now runs and completes.
-        after = UUID(_trigger(api, "reports/local"))
+        after = trigger_at(api, "reports/local")
         with PrefectRest(api) as rest:
             deadline = time.monotonic() + 240
             while (state := rest.flow_runs_by_id([after])[after].state_type) not in FINAL_STATES:

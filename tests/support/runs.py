@@ -21,6 +21,19 @@ def trigger(client: Any, name: str, **parameters: Any) -> UUID:
     return client.create_flow_run_from_deployment(deployment.id, parameters=parameters or None).id  # type: ignore[no-any-return]
 
 
+def trigger_at(api_url: str, name: str, **parameters: Any) -> UUID:
+    """A run of the deployment ``name`` created through the REST API of the server at
+    ``api_url`` (not the session's: a server of the test's own, or one replica of several)."""
+    import httpx
+
+    deployment = httpx.get(f"{api_url}/deployments/name/{name}", timeout=10)
+    deployment.raise_for_status()
+    created = httpx.post(f"{api_url}/deployments/{deployment.json()['id']}/create_flow_run",
+                         json={"parameters": parameters}, timeout=10)
+    created.raise_for_status()
+    return UUID(created.json()["id"])
+
+
 def wait_final(client: Any, ids: list[UUID], timeout: float = 240) -> dict[UUID, Any]:
     """The flow runs, once every one is in a final state; fails naming the states after ``timeout``."""
     deadline = time.monotonic() + timeout
