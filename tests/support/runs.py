@@ -111,4 +111,3 @@ def assert_every_limit_held(rest: Any, ids: list[UUID], where: str = "") -> None
         print(f"{tag}: peak {peak} at {when}{where}, limit {registry[tag].slots}, {len(intervals)} task runs")
         assert peak <= registry[tag].slots, f"{tag}: {peak} task runs held slots at once{where}"
         assert {iv.flow_run_id for iv in intervals} == {str(i) for i in ids}, f"not every run used {tag}"
-

@@ -74,9 +74,8 @@ def _apply(client: "SyncPrefectClient", change: LimitChange) -> None:
 
 
 def _record_managed(variable: str, before: set[str], declared: set[str], deleted: set[str]) -> None:
-    from prefect.variables import Variable
-
     from prefect.exceptions import ObjectAlreadyExists
+    from prefect.variables import Variable
 
     managed = sorted((before | declared) - deleted)
     if managed != sorted(before):
