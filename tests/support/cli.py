@@ -64,11 +64,11 @@ def stop_with_ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> None:  # ty
 SERVING = "Your deployments are being served"
 
 
-def wait_for_text(path: Path, text: str, proc: subprocess.Popen, timeout: float = 180) -> None:  # type: ignore[type-arg]
+def wait_for_text(path: Path, text: str, proc: subprocess.Popen | None, timeout: float = 180) -> None:  # type: ignore[type-arg]
     """Block until the log file ``path`` of ``proc`` shows ``text``; fail if it exits first."""
     deadline = time.monotonic() + timeout
     while text not in path.read_text(errors="replace"):
-        assert proc.poll() is None, f"exited early:\n{path.read_text(errors='replace')[-3000:]}"
+        assert proc is None or proc.poll() is None, f"exited early:\n{path.read_text(errors='replace')[-3000:]}"
         assert time.monotonic() < deadline, f"no {text!r} after {timeout:.0f} s:\n{path.read_text()[-3000:]}"
         time.sleep(0.5)
 
