@@ -39,6 +39,7 @@ _PUBLIC: dict[str, str] = {
     "check_table": "common.catalog",
     "backend_name": "common.db",
     "is_duckdb": "common.db",
+    "local_duckdb": "common.duckdb_memory",
     "copy_query_to_parquet": "common.lake",
     "dataset_path": "common.lake",
     "parquet_rows": "common.lake",

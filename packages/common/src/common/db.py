@@ -7,8 +7,10 @@ ends the database session at once instead of parking it in a pool until the engi
 disposed. With a PostgreSQL role capped at ``CONNECTION LIMIT`` = the ``database`` slots,
 the Prefect limit is then what keeps every flow, process and machine under that cap.
 
-The embedded demo database is a DuckDB file opened read-only: served flow runs are
-separate processes and DuckDB allows only one writer per file.
+A DuckDB shared database (the embedded demo's file) is attached read-only by an in-memory
+DuckDB instance of each connection's own: served flow runs are separate processes and DuckDB
+allows only one writer per file, and one instance per connection gives each slot its own
+memory budget and worker thread, as a database session has (:mod:`common.duckdb_memory`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from common.duckdb_memory import duckdb_config, spill_folder
 from common.errors import UserError
 from common.settings import Settings
 
@@ -50,6 +53,11 @@ def backend_name(url: str) -> str:
 
 def is_duckdb(url: str) -> bool:
     return backend_name(url) == "duckdb"
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal for a path we control (COPY targets and ATTACH take no bound parameters)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -122,19 +130,27 @@ def connect(settings: Settings, timeout_seconds: float | None = None) -> Iterato
         if settings.uses_demo_database
         else "check ETL_DATABASE_URL"
     )
-    try:
-        connector = SqlAlchemyConnector(connection_info=url)
-    except (ValueError, ArgumentError) as exc:
-        raise DatabaseUnavailableError(
-            f"invalid database URL {redacted_url(url)!r} ({_first_line(exc)}): {hint}"
-        ) from None
-    with connector:
+    with ExitStack() as stack:
+        try:
+            if is_duckdb(url):
+                # One slot = one connection = one instance with one worker thread and its own
+                # memory budget, like a real database session; the file is attached read-only.
+                spill = stack.enter_context(spill_folder(settings))
+                connector = SqlAlchemyConnector(connection_info="duckdb:///:memory:",
+                                                connect_args={"config": duckdb_config(settings, spill, threads=1)})
+            else:
+                connector = SqlAlchemyConnector(connection_info=url)
+        except (ValueError, ArgumentError) as exc:
+            raise DatabaseUnavailableError(
+                f"invalid database URL {redacted_url(url)!r} ({_first_line(exc)}): {hint}"
+            ) from None
+        stack.enter_context(connector)
         try:
             connector.get_engine(poolclass=NullPool)  # the connector keeps and reuses this engine
             connection = connector.get_connection(begin=False)
             if is_duckdb(url):
-                # One slot = one connection = one worker thread, like a real database session.
-                connection.exec_driver_sql("SET threads = 1")
+                connection.exec_driver_sql(f"ATTACH {sql_literal(make_url(url).database or '')} AS shared (READ_ONLY)")
+                connection.exec_driver_sql("USE shared")
         except (SQLAlchemyError, OSError, ImportError) as exc:
             raise DatabaseUnavailableError(
                 f"cannot connect to the shared database {redacted_url(url)!r} ({_first_line(exc)}): {hint}"

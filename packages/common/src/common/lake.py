@@ -22,16 +22,12 @@ from uuid import UUID
 import duckdb
 from sqlalchemy.engine import Connection
 
-from common.db import is_duckdb
+from common.db import is_duckdb, sql_literal
+from common.duckdb_memory import local_duckdb
 from common.logs import get_logger
 
 _DATASET = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 BATCH_ROWS = 50_000
-
-
-def sql_literal(text: str) -> str:
-    """A SQL string literal for a path we control (COPY targets cannot be bound parameters)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def dataset_path(lake_dir: Path, dataset: str) -> Path:
@@ -179,7 +175,7 @@ def csv_to_parquet(source: Path, columns: Sequence[str], types: Sequence[str], t
     """A headerless CSV (unquoted empty field = NULL, ``""`` = empty string) as Parquet."""
     if len(set(columns)) != len(columns):
         raise ValueError(f"the query returns duplicate column names: {', '.join(columns)}")
-    with duckdb.connect() as con:
+    with local_duckdb() as con:
         con.sql(
             "SELECT * FROM read_csv(?, columns = ?, header = false, auto_detect = false, "
             "delim = ',', quote = '\"', escape = '\"', allow_quoted_nulls = false)",

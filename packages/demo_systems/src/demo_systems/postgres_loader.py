@@ -32,7 +32,7 @@ import duckdb
 from common.catalog import TABLES, check_table
 from common.db import redacted_url
 from common.errors import UserError
-from common.lake import sql_literal
+from common.db import sql_literal
 from demo_systems.shop.build import seed_demo_database
 
 if TYPE_CHECKING:

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from common import (
     api_task,
     copy_query_to_parquet,
@@ -17,6 +15,7 @@ from common import (
     dataset_path,
     get_logger,
     get_settings,
+    local_duckdb,
     local_task,
     parquet_rows,
     publish,
@@ -77,7 +76,7 @@ def stage_reference(dataset: str, pages: list[list[dict[str, Any]]], staging: st
     raw = Path(staging) / f"ref_{dataset}.json"
     raw.write_text(json.dumps(rows), encoding="utf-8")
     target = Path(staging) / f"ref_{dataset}.parquet"
-    with duckdb.connect() as con:
+    with local_duckdb() as con:
         con.read_json(str(raw), format="array").write_parquet(str(target), compression="zstd")
     raw.unlink()
     return StagedFile(f"ref_{dataset}", str(target), len(rows))
@@ -108,7 +107,7 @@ def load_dataset(staged: StagedFile, reference: dict[str, StagedFile] | None = N
     }
     sql = enrich_query(staged.dataset)
     used = {k: v for k, v in params.items() if f"${k}" in sql}
-    with duckdb.connect() as con:
+    with local_duckdb() as con:
         con.sql(sql, params=used).write_parquet(str(enriched), compression="zstd")
         column = _UNMATCHED_COLUMN[staged.dataset]
         unmatched = con.execute(
