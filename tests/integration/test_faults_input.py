@@ -45,6 +45,19 @@ def test_unreachable_server_is_one_line_within_seconds(stack: Stack, tmp_path: P
     assert not data.exists(), "a refused entry point created files"
 
 
+@pytest.mark.parametrize("command", [("ingest",), ("serve-all",), ("seed-demo",), ("slots",)])
+def test_a_bad_setting_is_one_line_naming_the_variable(stack: Stack, tmp_path: Path, command: tuple[str, ...]) -> None:
+    """An ``ETL_*`` value the settings refuse stops every entry point with one line that names
+    the variable and the value, before anything is created."""
+    data = tmp_path / "data"
+    result = run_cli(*command, env=stack.env(ETL_DUCKDB_MEMORY_LIMIT="lots", ETL_DATA_DIR=str(data)), timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ETL_DUCKDB_MEMORY_LIMIT='lots': "), result.stderr
+    assert lines[0].endswith("fix or unset it"), lines
+    assert not data.exists(), "a refused entry point created files"
+
+
 @pytest.fixture
 def foreign_http_server() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A plain `python -m http.server` on loopback: something that is not Prefect."""

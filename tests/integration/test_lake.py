@@ -34,6 +34,26 @@ def test_duckdb_extract_streams_to_parquet_through_the_connector(source_db: Sett
     assert duckdb.execute("SELECT max(id) FROM read_parquet(?)", [str(target)]).fetchone() == (12340,)
 
 
+def test_each_duckdb_connection_is_its_own_instance_within_its_budget(source_db: Settings) -> None:
+    """One slot = one DuckDB instance attaching the file read-only, with the memory budget and
+    one thread; a query that needs more than the budget fails (it would have taken 80% of
+    RAM), and the instance's spill folder goes away with it."""
+    from sqlalchemy.exc import OperationalError
+
+    settings = source_db.model_copy(update={"duckdb_memory_limit": "64MB"})
+    with connect(settings) as first, connect(settings) as second:
+        assert first.exec_driver_sql("SELECT current_setting('memory_limit'), current_setting('threads')").one() == ("61.0 MiB", 1)
+        first.exec_driver_sql("CREATE TEMP TABLE mine AS SELECT 1")
+        assert second.exec_driver_sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'mine'").scalar() == 0
+        assert second.exec_driver_sql("SELECT count(*) FROM t").scalar() == 12345  # the attached file
+        spills = list((settings.data_dir / "spill").iterdir())  # type: ignore[operator]
+        assert len(spills) == 2, spills
+        with pytest.raises(OperationalError, match="Out of Memory"):
+            first.exec_driver_sql("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), count(DISTINCT x) "
+                                  "FROM (SELECT random() AS x FROM range(40000000))").one()
+    assert list((settings.data_dir / "spill").iterdir()) == []  # type: ignore[operator]
+
+
 def test_generic_batches_keep_types_and_every_row(tmp_path: Path) -> None:
     target = tmp_path / "b.parquet"
     batches = [

@@ -11,8 +11,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.errors import UserError
 
 LIMITS_FILE_NAME = "limits.toml"
 
@@ -115,7 +117,23 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (cached: read the environment once)."""
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_invalid(exc)) from None
+
+
+class SettingsError(UserError, ValueError):
+    """An ``ETL_*`` variable holds a value the settings refuse."""
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line per refused variable, joined: its name, the value given, what is wrong."""
+    parts = []
+    for error in exc.errors():
+        name = "ETL_" + "_".join(str(p) for p in error["loc"]).upper()
+        parts.append(f"{name}={error.get('input')!r}: {error['msg']}")
+    return "; ".join(parts) + ": fix or unset it"
 
 
 def export_to_env(settings: Settings) -> None:

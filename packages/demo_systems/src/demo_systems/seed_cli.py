@@ -44,9 +44,11 @@ def seed_demo(
 ) -> None:
     """Create the deterministic demo shop database that the flows query (a DuckDB file, or
     with --url the same dataset in a PostgreSQL database)."""
+    from common.errors import user_errors
     from common.settings import get_settings
 
-    settings = get_settings()
+    with user_errors():
+        settings = get_settings()
     scale = settings.demo_scale if scale is None else scale
     if scale < 1:
         typer.echo(f"error: --scale must be at least 1, got {scale}", err=True)
