@@ -129,10 +129,12 @@ class SettingsError(UserError, ValueError):
 
 def describe_invalid(exc: ValidationError) -> str:
     """One line per refused variable, joined: its name, the value given, what is wrong."""
+    secret = {name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)}
     parts = []
     for error in exc.errors():
         name = "ETL_" + "_".join(str(p) for p in error["loc"]).upper()
-        parts.append(f"{name}={error.get('input')!r}: {error['msg']}")
+        given = "***" if error["loc"] and error["loc"][0] in secret else repr(error.get("input"))  # never a secret
+        parts.append(f"{name}={given}: {error['msg']}")
     return "; ".join(parts) + ": fix or unset it"
 
 
