@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from common.prefect_api import DEFAULT_PORT, PROJECT_API_URL
-from common.prefect_rest import FINAL_STATES, PrefectRest
 from local_server.processes import port_is_free, running
 from support import (
     ROOT,
@@ -33,6 +32,7 @@ from support import (
     script,
     trigger,
     wait_final,
+    wait_final_at,
     wait_for_text,
 )
 
@@ -90,14 +90,7 @@ def test_serve_all_on_its_defaults_serves_the_banner_commands_from_a_fresh_termi
                                   text=True, timeout=120, env=second, cwd=ROOT, stdin=subprocess.DEVNULL)
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
             ids.append(UUID(re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)))  # type: ignore[union-attr]
-        with PrefectRest(PROJECT_API_URL) as rest:
-            deadline = time.monotonic() + 300
-            while True:
-                runs = rest.flow_runs_by_id(ids)
-                if all(r.state_type in FINAL_STATES for r in runs.values()):
-                    break
-                assert time.monotonic() < deadline, {r.name: r.state_type for r in runs.values()}
-                time.sleep(1)
+        runs = wait_final_at(PROJECT_API_URL, ids, timeout=300)
         assert {r.state_type for r in runs.values()} == {"COMPLETED"}, terminal.text[-3000:]
         assert "anonymous usage" not in terminal.text, "a telemetry notice reached the terminal"
 

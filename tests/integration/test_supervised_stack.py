@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from common.prefect_api import not_ready
-from common.prefect_rest import FINAL_STATES, PrefectRest
 from support import (
     ROOT,
     SERVING,
@@ -27,6 +26,7 @@ from support import (
     slot_usage,
     stop_with_ctrl_c,
     trigger_at,
+    wait_final_at,
     wait_for_text,
 )
 
@@ -64,14 +64,7 @@ def test_a_killed_prefect_server_is_restarted_and_nothing_leaks(stack: Stack, tm
         text = log.read_text()
         assert "the local Prefect server on" in text and "died (" in text and "restarting it" in text, text[-3000:]
 
-        with PrefectRest(api) as rest:
-            deadline = time.monotonic() + 240
-            while True:
-                states = {str(i): r.state_type for i, r in rest.flow_runs_by_id(runs).items()}
-                if len(states) == 2 and all(s in FINAL_STATES for s in states.values()):
-                    break
-                assert time.monotonic() < deadline, f"runs still not over 240 s after the restart: {states}"
-                time.sleep(1)
+        states = {str(i): r.state_type for i, r in wait_final_at(api, runs, timeout=240).items()}
         # Never hanging: each run is over. Prefect marks a run CRASHED (not FAILED) when its
         # process ends on an engine error it could not report while the server was away.
         assert set(states.values()) <= {"COMPLETED", "FAILED", "CRASHED"}, states
@@ -84,11 +77,7 @@ def test_a_killed_prefect_server_is_restarted_and_nothing_leaks(stack: Stack, tm
 
         # The served deployments kept polling: a run triggered now runs and completes.
         after = trigger_at(api, "reports/local")
-        with PrefectRest(api) as rest:
-            deadline = time.monotonic() + 240
-            while (state := rest.flow_runs_by_id([after])[after].state_type) not in FINAL_STATES:
-                assert time.monotonic() < deadline, f"a run triggered after the restart is still {state}"
-                time.sleep(1)
+        state = wait_final_at(api, [after], timeout=240)[after].state_type
         assert state == "COMPLETED", log.read_text()[-3000:]
         stop_with_ctrl_c(proc)
         assert proc.returncode == 0, log.read_text()[-3000:]

@@ -45,6 +45,22 @@ def wait_final(client: Any, ids: list[UUID], timeout: float = 240) -> dict[UUID,
         time.sleep(0.5)
 
 
+def wait_final_at(api_url: str, ids: list[UUID], timeout: float = 240) -> dict[UUID, Any]:
+    """:func:`wait_final` through the REST API of the server at ``api_url`` (not the session's):
+    the runs' records, once every one is in a final state; fails naming the states after ``timeout``."""
+    from common.prefect_rest import PrefectRest
+
+    deadline = time.monotonic() + timeout
+    with PrefectRest(api_url) as rest:
+        while True:
+            runs = rest.flow_runs_by_id(ids)
+            if len(runs) == len(ids) and all(r.state_type in FINAL_STATES for r in runs.values()):
+                return runs
+            assert time.monotonic() < deadline, f"runs not over after {timeout:.0f} s: " + str(
+                {r.name: r.state_type for r in runs.values()})
+            time.sleep(1)
+
+
 def kill_while_holding(client: Any, rest: Any, serve_pid: int, kill: tuple[str, ...],
                        also: tuple[str, ...] = ()) -> tuple[dict[str, UUID], datetime]:
     """Trigger the served deployments ``kill`` and ``also``; SIGKILL the runs of ``kill`` (their
