@@ -1,17 +1,24 @@
 """Reserved capacity per flow: with `database = 3` and ingest capped at 2, a flooding ingest
 cannot keep reports from the database. Enforced by Prefect itself: ingest's tasks also carry
-the tag `database:ingest` (limit 2), acquired atomically with `database`."""
+the tag `database:ingest` (limit 2), acquired atomically with `database`.
+
+Reports is capped at 2 as well, so while both flows have database work neither holds all
+three slots: both flows hold database lanes at once by construction, which is when the live
+slot board (``uv run slots board``) is read and rendered in a real browser.
+"""
 
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from datetime import datetime, timezone
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from support import ROOT, Stack, run_cli, script
+from support import ROOT, Board, Stack, free_port, holding, rendered_lanes, run_cli, script, wait_for_text, watching_board
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +26,7 @@ CAPPED = """
 [resources.database]
 slots = 3
 description = "The shared SQL database."
-flows = { ingest = 2 }
+flows = { ingest = 2, reports = 2 }
 
 [resources.api]
 slots = 10
@@ -27,39 +34,62 @@ description = "The partner API."
 """
 
 
-def _start(name: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([script(name)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+def _start(name: str, env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([script(name), *kwargs.pop("args", [])], text=True, cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, **kwargs)
 
 
-def test_flooding_ingest_leaves_a_slot_for_reports(stack: Stack, prefect_client, rest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+@dataclass
+class CappedRun:
+    started_at: datetime
+    board: Board
 
-    from slot_tools.history import peak_concurrency, read_intervals, wait_until_recorded
 
-    limits = tmp_path / "limits.toml"
+@pytest.fixture(scope="module")
+def capped_run(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """ingest floods the database; once it holds its 2 slots, reports starts; the live board
+    (its own process, as a user starts it) is read, and rendered by Chromium, meanwhile."""
+    folder = tmp_path_factory.mktemp("caps")
+    limits = folder / "limits.toml"
     limits.write_text(CAPPED)
     env = stack.env(ETL_LIMITS_FILE=str(limits))
     synced = run_cli("limits", "sync", env=env)
     assert synced.returncode == 0 and "tag:database:ingest" in synced.stdout, synced.stdout + synced.stderr
+    board_port, board_log = free_port(), folder / "board.log"
+    with open(board_log, "w") as log:
+        board_proc = _start("slots", env, args=["board", "--port", str(board_port)], stdout=log, stderr=subprocess.STDOUT)
     started_at = datetime.now(timezone.utc)
-    ingest = _start("ingest", env)
-    reports = None
+    ingest = reports = None
     try:
-        deadline = time.monotonic() + 120
-        while prefect_client.read_global_concurrency_limit_by_name("tag:database:ingest").active_slots < 2:
-            assert ingest.poll() is None and time.monotonic() < deadline, "ingest never took its 2 slots"
-            time.sleep(0.2)
-        reports = _start("reports", env)
-        for proc in (ingest, reports):
-            out, err = proc.communicate(timeout=300)
-            assert proc.returncode == 0, err[-3000:]
+        wait_for_text(board_log, "slot board:", board_proc, timeout=60)
+        ingest = _start("ingest", env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        flows = [ingest]
+        with watching_board(f"http://127.0.0.1:{board_port}", lambda: any(p.poll() is None for p in flows),
+                            render=("database", {"ingest", "reports"})) as board:
+            deadline = time.monotonic() + 120
+            while prefect_client.read_global_concurrency_limit_by_name("tag:database:ingest").active_slots < 2:
+                assert ingest.poll() is None and time.monotonic() < deadline, "ingest never took its 2 slots"
+                time.sleep(0.2)
+            reports = _start("reports", env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            flows.append(reports)
+            for proc in (ingest, reports):
+                out, err = proc.communicate(timeout=300)
+                assert proc.returncode == 0, err[-3000:]
     finally:
-        for proc in (ingest, reports):
+        for proc in (ingest, reports, board_proc):
             if proc is not None and proc.poll() is None:
                 proc.kill()
+                proc.wait()
         assert run_cli("limits", "sync", "--prune").returncode == 0
+    return CappedRun(started_at, board)
 
+
+def test_flooding_ingest_leaves_a_slot_for_reports(capped_run: CappedRun, prefect_client, rest) -> None:  # type: ignore[no-untyped-def]
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+
+    from slot_tools.history import peak_concurrency, read_intervals, wait_until_recorded
+
+    started_at = capped_run.started_at
     runs = prefect_client.read_flow_runs(
         flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=started_at))
     )
@@ -68,6 +98,7 @@ def test_flooding_ingest_leaves_a_slot_for_reports(stack: Stack, prefect_client,
     intervals = read_intervals(rest, ["database"], flow_run_ids=ids)
     by_flow = {f: [iv for iv in intervals if iv.flow == f] for f in ("ingest", "reports")}
     assert peak_concurrency(by_flow["ingest"])[0] == 2, "ingest held more (or fewer) than its cap"
+    assert peak_concurrency(by_flow["reports"])[0] <= 2, "reports held more than its cap"
     assert peak_concurrency(intervals)[0] <= 3
     first = min(by_flow["reports"], key=lambda iv: iv.start)
     still_waiting = [iv for iv in by_flow["ingest"] if iv.pending_at and iv.pending_at < first.start < iv.start]
@@ -76,3 +107,22 @@ def test_flooding_ingest_leaves_a_slot_for_reports(stack: Stack, prefect_client,
     assert still_waiting, "reports only got a slot after ingest's flood drained"
     # the cap limit is gone again after the prune
     assert "database:ingest" not in {g.name.removeprefix("tag:") for g in prefect_client.read_global_concurrency_limits()}
+
+
+def test_the_live_board_showed_both_flows_holding_database_slots(capped_run: CappedRun) -> None:
+    readings = capped_run.board.readings
+    assert readings, "the board never answered while the flows ran"
+    reading = next((r for r in readings if holding(r, "database") >= {"ingest", "reports"}), None)
+    assert reading is not None, f"none of {len(readings)} board readings showed both flows holding database slots"
+    assert {v["limit"] for v in reading["limits"]} == {"tag:database", "tag:database:ingest", "tag:database:reports", "tag:api"}
+    database = next(v for v in reading["limits"] if v["tag"] == "database")
+    assert database["lanes"] == 3 and len(database["holders"]) <= 3
+    assert set(reading["colours"]) >= {"ingest", "reports"}
+    assert max(len(next(v for v in r["limits"] if v["tag"] == "database")["holders"]) for r in readings) <= 3
+
+
+def test_a_real_browser_renders_lanes_held_by_both_flows(capped_run: CappedRun) -> None:
+    board = capped_run.board
+    assert board.dom is not None, f"Chromium never rendered both flows on database lanes ({board.dom_attempts} tries)"
+    assert rendered_lanes(board.dom, "database") >= {"ingest", "reports"}
+    assert "http://" not in board.dom.replace("http://127.0.0.1", ""), "the page refers to something off this machine"

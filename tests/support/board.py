@@ -1,0 +1,96 @@
+"""Watching the live slot board while flows run: its data readings, and what headless
+Chromium renders from its page."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from support.browser import chromium_dom
+
+
+@dataclass
+class Board:
+    """What the board showed: its data readings, and the DOM Chromium rendered from its page
+    at a moment both flows held lanes of ``tag``."""
+
+    readings: list[dict[str, Any]] = field(default_factory=list)
+    dom: str | None = None
+    dom_attempts: int = 0
+
+
+def holding(reading: dict[str, Any], tag: str) -> set[str]:
+    """The flows holding slots of ``tag`` in one board reading."""
+    view = next(v for v in reading["limits"] if v["tag"] == tag)
+    return {h["flow"] for h in view["holders"]}
+
+
+def rendered_lanes(dom: str, tag: str) -> set[str]:
+    """Flows of the held lanes in the limit's section of a rendered page."""
+    section = re.search(rf'<section class="limit" data-tag="{tag}">(.*?)</section>', dom, re.S)
+    return set(re.findall(r'class="lane held[^"]*" data-flow="([^"]+)"', section.group(1))) if section else set()
+
+
+def _inline_reading(dom: str) -> dict[str, Any] | None:
+    """The reading the board put inline in the page it served (what the browser drew from)."""
+    found = re.search(r'<script id="initial" type="application/json">(.*?)</script>', dom, re.S)
+    return json.loads(found.group(1)) if found else None
+
+
+def _read(url: str, running: Callable[[], bool], board: Board) -> None:
+    """Read the board's data every 0.3 s (a thread of its own: a Chromium rendering takes
+    seconds, and the moments being looked for must not fall into one)."""
+    while running():
+        try:
+            board.readings.append(httpx.get(f"{url}/api/board", timeout=5).json())
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+
+
+def _render(url: str, running: Callable[[], bool], board: Board, tag: str, flows: set[str]) -> None:
+    """Load the page in Chromium again and again while ``tag``'s lanes are held, until one
+    rendering shows all of ``flows`` holding them (a rendering is a moment of its own). The
+    reading each served page holds inline is a board reading too."""
+    while running() and board.dom is None and board.dom_attempts < 60:
+        if not board.readings or not holding(board.readings[-1], tag):
+            time.sleep(0.3)
+            continue
+        board.dom_attempts += 1
+        dom = chromium_dom(url)
+        if (inline := _inline_reading(dom)) is not None:
+            board.readings.append(inline)
+        if rendered_lanes(dom, tag) >= flows:
+            board.dom = dom
+
+
+@contextmanager
+def watching_board(url: str, running: Callable[[], bool], *, render: tuple[str, set[str]] | None = None) -> Iterator[Board]:
+    """Read the board at ``url`` while ``running()`` holds, on a thread; with
+    ``render=(tag, flows)`` also render it in Chromium until ``flows`` all hold ``tag`` lanes.
+    The threads stop and are joined (bounded) on leaving."""
+    board = Board()
+    left = threading.Event()
+
+    def live() -> bool:
+        return not left.is_set() and running()
+
+    threads = [threading.Thread(target=_read, args=(url, live, board), daemon=True)]
+    if render is not None:
+        threads.append(threading.Thread(target=_render, args=(url, live, board, *render), daemon=True))
+    for thread in threads:
+        thread.start()
+    try:
+        yield board
+    finally:
+        left.set()
+        for thread in threads:
+            thread.join(timeout=60)
