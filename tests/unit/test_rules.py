@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from slot_tools.model import LimitView, RunRef, Snapshot
-from slot_tools.repair import plan_repair
+from slot_tools.repair import confirmed, freed_meanwhile, plan_repair
 from slot_tools.rules import RELEASE_GRACE_SECONDS, findings
 
 
@@ -61,3 +61,17 @@ def test_dead_holders_are_revoked_only_when_no_live_holder_shares_the_limit() ->
     assert [a.kind for a in plan_repair(alone)] == ["revoke"]
     beside_live = snap(view(2, [crashed, live(1)]))
     assert [a.kind for a in plan_repair(beside_live)] == ["wait"]
+
+
+def test_a_leak_that_freed_itself_before_the_repair_is_not_a_change() -> None:
+    crashed = RunRef("t8", "extract-8", "RUNNING", "ingest", None, "fr", "f2", "CRASHED", 30.0,
+                     over_for=RELEASE_GRACE_SECONDS * 2)
+    planned = plan_repair(snap(view(1, [crashed])))
+    assert [a.kind for a in planned] == ["revoke"]
+    # the release was on its way: the fresh reading finds the limit idle
+    assert freed_meanwhile(planned, plan_repair(snap(view(0, [])))) == planned
+    # the fresh reading finds another leak on the same limit: changed, neither freed nor confirmed
+    moved = plan_repair(snap(view(3, [live(1)])))
+    assert freed_meanwhile(planned, moved) == [] and confirmed(planned, moved) == []
+    # a dead holder now beside a live one: still a leak (left to expire), not freed
+    assert freed_meanwhile(planned, plan_repair(snap(view(2, [crashed, live(1)])))) == []

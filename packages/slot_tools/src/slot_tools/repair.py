@@ -81,6 +81,14 @@ def confirmed(planned: list[RepairAction], fresh: list[RepairAction]) -> list[Re
     return [a for a in planned if a.kind != "wait" and a.key in keys]
 
 
+def freed_meanwhile(planned: list[RepairAction], fresh: list[RepairAction]) -> list[RepairAction]:
+    """The planned actions whose limit the fresh reading finds no leak on at all: the slots
+    came back by themselves (a release that was on its way), so there is nothing left to do.
+    A limit the fresh reading still finds a leak on, of another shape, has changed instead."""
+    leaking = {a.tag for a in fresh}
+    return [a for a in planned if a.kind != "wait" and a.tag not in leaking]
+
+
 def apply_repair(client: "SyncPrefectClient", actions: list[RepairAction]) -> list[RepairAction]:
     """Apply the plan; returns the actions that changed the server."""
     done = []

@@ -188,7 +188,7 @@ def repair(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
 ) -> None:
     """Free slots that no live task run holds (shows the plan and asks first)."""
-    from slot_tools.repair import apply_repair, confirmed, plan_repair
+    from slot_tools.repair import apply_repair, confirmed, freed_meanwhile, plan_repair
 
     with session() as (registry, api_url):
         from prefect.client.orchestration import get_client
@@ -205,10 +205,14 @@ def repair(
                 print("nothing changed")
                 raise SystemExit(1)
             # Read again: a slot taken or freed since the plan voids the plan, not a live lease.
-            still = confirmed(fixes, plan_repair(take_snapshot(registry, api_url)))
+            fresh = plan_repair(take_snapshot(registry, api_url))
+            still = confirmed(fixes, fresh)
             for action in apply_repair(client, still):
                 print(f"done: {action.describe()}")
-            if len(still) < len(fixes):
-                print(f"{len(fixes) - len(still)} repair(s) not applied: the slots changed since the plan "
+            freed = freed_meanwhile(fixes, fresh)
+            for action in freed:
+                print(f"freed by itself meanwhile, nothing to do: tag:{action.tag}")
+            if changed := len(fixes) - len(still) - len(freed):
+                print(f"{changed} repair(s) not applied: the slots changed since the plan "
                       "was made; run `uv run slots repair` again")
                 raise SystemExit(1)
