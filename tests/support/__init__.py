@@ -2,7 +2,7 @@
 
 ``conftest.py`` only pins the environment and provides the fixtures; everything a test
 calls lives here, once: processes (:mod:`support.cli`, :mod:`support.processes`), limits
-files, lake checks, network, faults and flow runs.
+files, lake checks, network, faults, flow runs and the live board (:mod:`support.board`).
 """
 
 from support.board import Board, holding, rendered_lanes, watching_board
