@@ -81,6 +81,10 @@ def test_serve_all_on_its_defaults_serves_the_banner_commands_from_a_fresh_termi
         banner = terminal.text.split("Trigger runs (from another terminal in this folder):", 1)[1]
         commands = [line.strip() for line in banner.split("Watch the shared slots:", 1)[0].splitlines() if line.strip()]
         assert len(commands) == 2, terminal.text[-3000:]
+        # ...and no other instructions: Prefect's own serve banner prints a bare
+        # `$ prefect deployment run [DEPLOYMENT_NAME]`, which a fresh terminal cannot run.
+        printed = [line.strip() for line in terminal.text.splitlines() if "deployment run" in line]
+        assert all(line.startswith("uv run prefect deployment run '") for line in printed), printed
         second = fresh_terminal_env(tmp_path / "home-2")
         bin_dir = str(Path(sys.executable).parent)
         ids = []

@@ -1,6 +1,6 @@
 """``serve-all --demo``: trigger one run of each deployment and show the shared slots live.
 
-Runs in a thread beside ``prefect.serve``: it waits for the deployments to be registered,
+Runs in a thread beside the Prefect runner: it waits for the deployments to be registered,
 creates one flow run of each at once, prints the slot table every few seconds while they
 run, and ends with the proof from the server's records: peak concurrency per limit, and how
 long both flows held slots of the same limit at the same time.

@@ -4,7 +4,7 @@
    in the project's data folder, persistent lease storage, no telemetry).
 2. The server's limits made to match ``limits.toml``, then checked (fail closed).
 3. The demo database and demo partner API, unless real ones are configured.
-4. Both deployments in one ``prefect.serve`` call.
+4. Both deployments on one Prefect runner (what ``prefect.serve`` runs).
 
 Ctrl-C (or SIGTERM) stops the runner, then the demo API and the server this command started.
 """
@@ -60,24 +60,41 @@ def slot_board(registry: Registry, api_url: str, port: int) -> Iterator[str | No
         yield url
 
 
+SERVING = "Your deployments are being served"
+
+
 def serve_packages(up: Started, packages: tuple[str, ...] | None = None, board: bool = True,
                    auto_repair: bool = False) -> None:
-    """Serve the deployments of ``packages`` (default: every flow package) in one
-    ``prefect.serve`` call, after printing what to type next."""
-    from prefect import serve
+    """Serve the deployments of ``packages`` (default: every flow package) on one Prefect
+    runner, as ``prefect.serve`` does, and print what to type next once they are registered.
+
+    ``prefect.serve`` itself prints ``$ prefect deployment run [DEPLOYMENT_NAME]``, which a
+    fresh terminal cannot run (``prefect`` is this project's environment's, reached with ``uv
+    run``); so its Runner, Prefect's public class behind ``serve``, is driven here and the
+    banner is the only instructions printed."""
+    import asyncio
+
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
 
     from deployments.registry import FLOW_PACKAGES, build_deployments, deployment_names
 
     packages = packages or FLOW_PACKAGES
-    deployments = build_deployments(packages)
+    names = deployment_names(packages)
     with ExitStack() as stack:
         board_url = stack.enter_context(slot_board(up.registry, up.api_url, up.settings.board_port)) if board else None
         if auto_repair:
             from slot_tools.watchdog import watching
 
             stack.enter_context(watching(up.registry, up.api_url))
-        print(banner(up.api_url, deployment_names(packages), board_url), flush=True)
-        serve(*deployments, limit=None)
+        runner = Runner(pause_on_shutdown=True, limit=None)
+        for deployment in build_deployments(packages):
+            runner.add_deployment(deployment)
+        print(banner(up.api_url, names, board_url) + f"\n{SERVING}: {', '.join(names)}\n", flush=True)
+        try:
+            asyncio.run(runner.start())
+        except (KeyboardInterrupt, TerminationSignal) as exc:
+            print(f"received {type(exc).__name__}: stopping", flush=True)
 
 
 @app.command()

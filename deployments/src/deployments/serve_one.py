@@ -5,7 +5,7 @@ commands never start a server of their own: ``PREFECT_API_URL`` must name a runn
 (they refuse, in one line, when it is unset or unreachable). Everything else is serve-all's
 own start-up path (:mod:`deployments.startup`): the limits sync and fail-closed check
 (``--no-sync``: check only), the demo parts when no real database or API is configured, and
-``prefect.serve`` of the package's deployment. Ctrl-C (or SIGTERM) stops the runner and
+a Prefect runner serving the package's deployment. Ctrl-C (or SIGTERM) stops the runner and
 whatever demo part it started.
 """
 
