@@ -34,9 +34,8 @@ description = "The partner API."
 """
 
 
-def _start(name: str, env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([script(name), *kwargs.pop("args", [])], text=True, cwd=ROOT, env=env,
-                            stdin=subprocess.DEVNULL, **kwargs)
+def _start(name: str, *args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([script(name), *args], text=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, **popen)
 
 
 @dataclass
@@ -57,12 +56,12 @@ def capped_run(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPathFa
     assert synced.returncode == 0 and "tag:database:ingest" in synced.stdout, synced.stdout + synced.stderr
     board_port, board_log = free_port(), folder / "board.log"
     with open(board_log, "w") as log:
-        board_proc = _start("slots", env, args=["board", "--port", str(board_port)], stdout=log, stderr=subprocess.STDOUT)
+        board_proc = _start("slots", "board", "--port", str(board_port), env=env, stdout=log, stderr=subprocess.STDOUT)
     started_at = datetime.now(timezone.utc)
     ingest = reports = None
     try:
         wait_for_text(board_log, "slot board:", board_proc, timeout=60)
-        ingest = _start("ingest", env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ingest = _start("ingest", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         flows = [ingest]
         with watching_board(f"http://127.0.0.1:{board_port}", lambda: any(p.poll() is None for p in flows),
                             render=("database", {"ingest", "reports"})) as board:
@@ -70,7 +69,7 @@ def capped_run(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPathFa
             while prefect_client.read_global_concurrency_limit_by_name("tag:database:ingest").active_slots < 2:
                 assert ingest.poll() is None and time.monotonic() < deadline, "ingest never took its 2 slots"
                 time.sleep(0.2)
-            reports = _start("reports", env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            reports = _start("reports", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             flows.append(reports)
             for proc in (ingest, reports):
                 out, err = proc.communicate(timeout=300)

@@ -18,9 +18,8 @@ from typing import IO
 import pytest
 
 from common.prefect_rest import FINAL_STATES
-from support import ROOT, Stack, free_port, run_cli, script
+from support import ROOT, SERVING, Stack, free_port, run_cli, script
 
-SERVING = "Your deployments are being served"
 RUN_TIMEOUT = 420.0
 
 

@@ -61,7 +61,7 @@ def stop_with_ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> None:  # ty
         proc.wait()
 
 
-SERVING = "Your deployments are being served"
+SERVING = "Your deployments are being served"  # the ready line of deployments.serve.serve_packages
 
 
 def wait_for_text(path: Path, text: str, proc: subprocess.Popen | None, timeout: float = 180) -> None:  # type: ignore[type-arg]
