@@ -18,20 +18,9 @@ from typing import Any
 
 import pytest
 
-from support import ROOT, Board, Stack, free_port, holding, rendered_lanes, run_cli, script, wait_for_text, watching_board
+from support import ROOT, Board, capped_limits, Stack, free_port, holding, rendered_lanes, run_cli, script, wait_for_text, watching_board
 
 pytestmark = pytest.mark.integration
-
-CAPPED = """
-[resources.database]
-slots = 3
-description = "The shared SQL database."
-flows = { ingest = 2, reports = 2 }
-
-[resources.api]
-slots = 10
-description = "The partner API."
-"""
 
 
 def _start(name: str, *args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
@@ -49,8 +38,7 @@ def capped_run(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPathFa
     """ingest floods the database; once it holds its 2 slots, reports starts; the live board
     (its own process, as a user starts it) is read, and rendered by Chromium, meanwhile."""
     folder = tmp_path_factory.mktemp("caps")
-    limits = folder / "limits.toml"
-    limits.write_text(CAPPED)
+    limits = capped_limits(folder / "limits.toml")
     env = stack.env(ETL_LIMITS_FILE=str(limits))
     synced = run_cli("limits", "sync", env=env)
     assert synced.returncode == 0 and "tag:database:ingest" in synced.stdout, synced.stdout + synced.stderr

@@ -23,3 +23,11 @@ def edited_limits(path: Path, resource: str, **values: Any) -> Path:
             body = f"\n{key} = {value}" + body
     path.write_text(head + header + body + nxt + tail, encoding="utf-8")
     return path
+
+
+def capped_limits(path: Path) -> Path:
+    """``limits.toml`` with ingest and reports each capped at 2 of the 3 ``database`` slots:
+    while both flows have database work neither can hold all three, so both hold slots at
+    once by construction (uncapped, who gets a freed slot is whichever process polls first,
+    and two flows may share only for moments). Returns ``path``."""
+    return edited_limits(path, "database", flows="{ ingest = 2, reports = 2 }")
