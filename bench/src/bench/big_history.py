@@ -1,15 +1,16 @@
 """The inspector on a big history: ``slots``, ``slots history --since 1d`` and the live board,
 timed against a server holding 100,000 finished task runs and 160 waiters.
 
-The history is built through Prefect's REST API, the way runs record it (each task run
-created Running, which the server forces, then set Completed with a forced state): ``--task-runs`` task runs
-tagged ``database`` or ``api`` in flow runs of ``ingest`` and ``reports``, plus one Running
-flow run of ``ingest`` with ``--waiters`` Pending ``database`` task runs. No slot is taken:
-forced states skip orchestration, and the counters stay at 0. The REST API stamps every
-state with the time it is set (a state's timestamp cannot be given), so the whole history
-lies in the minutes the build takes: ``slots history --since 1d`` reads all of it.
+The history is written the way a served run records it: task runs reach Prefect 3 as
+state events (``prefect.task-run.Completed``, sent on the events websocket by Prefect's
+own ``PrefectEventsClient``) that the server's task-run recorder turns into task runs, so
+each event can carry its own moment. ``--task-runs`` task runs tagged ``database`` or
+``api``, spread over the last 20 hours (never more at once than the limits allow), in flow
+runs of ``ingest`` and ``reports`` created through the REST API; plus one Running flow run
+of ``ingest`` with ``--waiters`` Pending ``database`` task runs. No slot is taken: the
+counters stay at 0. ``slots history --since 1d`` reads all of it.
 
-    uv run python -m bench.big_history                    # 100,000 runs: some 50 minutes to build on 2 cores
+    uv run python -m bench.big_history                    # 100,000 runs: ~5 min to build, ~10 in all
     uv run python -m bench.big_history --task-runs 20000
     uv run python -m bench.big_history --api-url http://127.0.0.1:PORT/api   # time it again, no build
 """
@@ -24,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from uuid import uuid4
 
 import httpx
 
@@ -34,6 +37,13 @@ from local_server.processes import free_port
 
 TASKS_PER_FLOW_RUN = 100
 CONCURRENCY = 16  # requests in flight while building
+SPAN = timedelta(hours=20)  # the history's reach: inside ``--since 1d``
+EVENTS_AHEAD = 4000  # events sent ahead of what is recorded (the server's queues hold 10,000, then drop)
+# The server's recorder and event persister write 500 events a transaction instead of 1 and
+# 20 (Prefect's defaults): a build at ~35 task runs a second is ~50 minutes for 100,000.
+# Server settings about writing only; what is timed are reads.
+BUILD_WRITES = {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+                "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500"}
 
 
 async def _completed(http: httpx.AsyncClient, kind: str, run_id: str) -> None:
@@ -42,37 +52,72 @@ async def _completed(http: httpx.AsyncClient, kind: str, run_id: str) -> None:
     (await http.post(f"{kind}/{run_id}/set_state", json=body)).raise_for_status()
 
 
+def _task_run_event(n: int, flow_run_id: str, first: datetime, step: timedelta):  # type: ignore[no-untyped-def]
+    """Task run ``n`` as the Completed event a run's engine sends: even ``n`` hold ``database``,
+    odd ``api``; each tag's runs start ``2 * step`` apart and last under three such gaps, so
+    at most 3 overlap (both limits hold)."""
+    from prefect.events.schemas.events import Event
+
+    tag, name = ("database", "extract-table") if n % 2 == 0 else ("api", "fetch-reference-page")
+    start = first + step * n
+    end = start + 2 * step * (1 + (n // 2) % 3) * 0.95
+    task_run_id = uuid4()
+    return Event(
+        id=uuid4(), occurred=end, event="prefect.task-run.Completed",
+        resource={"prefect.resource.id": f"prefect.task-run.{task_run_id}", "prefect.resource.name": f"{name}-{n}",
+                  "prefect.orchestration": "client"},  # what the task-run recorder records
+        related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}],
+        payload={
+            "intended": {"from": "RUNNING", "to": "COMPLETED"},
+            "initial_state": {"type": "RUNNING", "name": "Running"},
+            "validated_state": {"type": "COMPLETED", "name": "Completed", "message": "", "state_details": {}},
+            "task_run": {
+                "name": f"{name}-{n}", "task_key": f"history-{n % 7}", "dynamic_key": str(n), "tags": [tag],
+                "run_count": 1, "flow_run_run_count": 1, "expected_start_time": (start - step / 2).isoformat(),
+                "start_time": start.isoformat(), "end_time": end.isoformat(),
+                "total_run_time": (end - start).total_seconds(),
+            },
+        },
+    )
+
+
 async def build(api: str, task_runs: int, waiters: int) -> None:
-    """Write the history and the waiters through the REST API, ``CONCURRENCY`` requests at a time."""
+    """The flow runs and the waiters through the REST API, ``CONCURRENCY`` requests at a
+    time; the task runs as events, then wait until the server has recorded them all."""
+    from prefect.events.clients import PrefectEventsClient
+
     gate = asyncio.Semaphore(CONCURRENCY)
+    started = time.monotonic()
     async with httpx.AsyncClient(base_url=api.rstrip("/") + "/", timeout=60) as http:
         flows = {name: (await http.post("flows/", json={"name": name})).json()["id"] for name in ("ingest", "reports")}
 
-        async def flow_run(index: int) -> None:
+        async def flow_run(index: int) -> str:
             async with gate:
-                flow = ("ingest", "reports")[index % 2]
-                created = await http.post("flow_runs/", json={"flow_id": flows[flow], "name": f"history-{index}",
-                                                              "state": {"type": "RUNNING"}})
+                created = await http.post("flow_runs/", json={"flow_id": flows[("ingest", "reports")[index % 2]],
+                                                              "name": f"history-{index}", "state": {"type": "RUNNING"}})
                 created.raise_for_status()
-                run_id = created.json()["id"]
-            for i in range(TASKS_PER_FLOW_RUN):
-                n = index * TASKS_PER_FLOW_RUN + i
-                if n >= task_runs:
-                    break
-                async with gate:
-                    body = {"flow_run_id": run_id, "task_key": f"history-{i % 7}", "dynamic_key": str(i),
-                            "name": f"{'extract-table' if n % 2 == 0 else 'fetch-reference-page'}-{n}",
-                            "tags": ["database" if n % 2 == 0 else "api"], "state": {"type": "RUNNING"}}
-                    made = await http.post("task_runs/", json=body)
-                    made.raise_for_status()
-                    await _completed(http, "task_runs", made.json()["id"])
-            async with gate:
-                await _completed(http, "flow_runs", run_id)
+                await _completed(http, "flow_runs", created.json()["id"])
+                return str(created.json()["id"])
 
-        started = time.monotonic()
-        runs = -(-task_runs // TASKS_PER_FLOW_RUN)
-        await asyncio.gather(*(flow_run(i) for i in range(runs)))
-        print(f"built {task_runs} task runs in {runs} flow runs in {time.monotonic() - started:.0f} s", flush=True)
+        flow_runs = await asyncio.gather(*(flow_run(i) for i in range(-(-task_runs // TASKS_PER_FLOW_RUN))))
+        print(f"{len(flow_runs)} flow runs in {time.monotonic() - started:.0f} s", flush=True)
+
+        async def recorded_up_to(count: int) -> None:
+            deadline = time.monotonic() + 600
+            while (recorded := (await http.post("task_runs/count", json={})).json()) < count:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"error: the server recorded {recorded} of {count} task runs in 10 minutes")
+                await asyncio.sleep(1)
+
+        first, step = datetime.now(timezone.utc) - SPAN, SPAN / max(task_runs, 1)
+        async with PrefectEventsClient(api_url=api) as events:
+            for n in range(task_runs):
+                await events.emit(_task_run_event(n, flow_runs[n // TASKS_PER_FLOW_RUN], first, step))
+                if (n + 1) % EVENTS_AHEAD == 0:  # the server's in-memory queue drops what overflows it
+                    await recorded_up_to(n + 1 - EVENTS_AHEAD // 2)
+        await recorded_up_to(task_runs)
+        print(f"built {task_runs} task runs in {len(flow_runs)} flow runs in {time.monotonic() - started:.0f} s "
+              f"(sent as events, recorded by the server)", flush=True)
 
         live = (await http.post("flow_runs/", json={"flow_id": flows["ingest"], "name": "waiting",
                                                     "state": {"type": "RUNNING"}})).json()["id"]
@@ -138,7 +183,8 @@ def report(api: str) -> None:
         waiting = output.count("extract-table-w")
         print(f"{label:<28} {min(times):5.2f} s best, {max(times):5.2f} s worst of {len(times)} "
               f"(goal < {goal:g} s; whole process, Python start included)"
-              + (f"; {waiting} waiters named" if label.startswith("slots") and "history" not in label else ""))
+              + (f"; {waiting} waiters named" if "history" not in label else
+                 f"; it said: {output.strip().splitlines()[-1] if output.strip() else '(nothing)'}"))
     started = time.monotonic()
     subprocess.run([str(bin_dir / "python"), "-c", "import slot_tools.cli"], env=env, check=True)
     print(f"{'(python start + imports)':<28} {time.monotonic() - started:5.2f} s")
@@ -157,7 +203,7 @@ def main() -> None:
         report(args.api_url.rstrip("/"))
         return
     home = Path(tempfile.mkdtemp(prefix="big-history-"))
-    server = LocalPrefectServer(home=home / "prefect", port=free_port())
+    server = LocalPrefectServer(home=home / "prefect", port=free_port(), extra_env=BUILD_WRITES)
     server.start()
     try:
         server.wait_healthy(120)
