@@ -108,3 +108,46 @@ def test_a_bad_since_is_one_line_and_exit_2(since: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2
     assert len(lines) == 1 and lines[0].startswith("error: --since"), result.stderr
+
+
+def test_a_task_run_created_between_two_pages_is_not_read_twice(stack: Stack) -> None:
+    """The history reads task runs a page at a time, newest id first. A task run created
+    between two pages with the highest id (ids grow with time) pushes every other one back a
+    place, so the second page starts with the last of the first; each must count once (a
+    slot counted twice could report a limit exceeded that held)."""
+    from uuid import uuid4
+
+    import httpx
+
+    from common.prefect_api import auth_headers
+    from common.prefect_rest import PAGE, PrefectRest
+
+    tag = f"paging-{uuid4().hex[:8]}"
+
+    def create(run_id: UUID | None = None) -> UUID:
+        body: dict = {"name": "paging", "task_key": "paging", "dynamic_key": uuid4().hex, "tags": [tag],
+                      "state": {"type": "RUNNING"}}
+        if run_id is not None:
+            body["id"] = str(run_id)
+        made = httpx.post(f"{stack.api_url}/task_runs/", json=body, headers=auth_headers(), timeout=10)
+        made.raise_for_status()
+        return UUID(made.json()["id"])
+
+    created = [create() for _ in range(PAGE + 1)]
+    newest = UUID(int=(0xFFFFFFFF << 96) | uuid4().int >> 32)
+    inserted: list[UUID] = []
+
+    def between_pages(response: httpx.Response) -> None:
+        if response.request.url.path.endswith("/task_runs/filter") and not inserted:
+            inserted.append(create(newest))
+
+    try:
+        with PrefectRest(stack.api_url) as rest:
+            rest.http.event_hooks["response"].append(between_pages)
+            ids = [run.id for run in rest.started_with_tag(tag)]
+        assert inserted == [newest], "no task run was created between the pages"
+        assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} task run(s) read twice"
+        assert set(created) <= set(ids), "a task run was missed"
+    finally:
+        for run_id in [*created, *inserted]:
+            httpx.delete(f"{stack.api_url}/task_runs/{run_id}", headers=auth_headers(), timeout=10)

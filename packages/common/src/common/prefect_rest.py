@@ -117,12 +117,19 @@ class PrefectRest:
         return response.json()
 
     def _paged(self, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        """Every record the filter matches, a page at a time, each once. On a live server a
+        record created meanwhile ahead of the offset (task runs sort newest id first, and
+        their ids grow with time) pushes the rest back: the next page starts with records
+        already read, which would count a held slot twice; they are dropped by id."""
+        out: dict[str, dict[str, Any]] = {}
+        offset = 0
         while True:
-            page = self._post(path, {**body, "limit": PAGE, "offset": len(out)})
-            out.extend(page)
+            page = self._post(path, {**body, "limit": PAGE, "offset": offset})
+            offset += len(page)
+            for record in page:
+                out.setdefault(record["id"], record)
             if len(page) < PAGE:
-                return out
+                return list(out.values())
 
     def global_limits(self) -> list[LimitRec]:
         return [LimitRec(g["name"], g["limit"], g["active"], g["active_slots"], g.get("slot_decay_per_second") or 0.0)
