@@ -22,7 +22,7 @@ import duckdb
 import httpx
 import pytest
 
-from support import ROOT, Stack, assert_every_limit_held, kill_while_holding, linked_data_dir, script, slot_usage, stop_with_ctrl_c, trigger, wait_final, wait_for_text
+from support import ROOT, SERVING, Stack, assert_every_limit_held, kill_while_holding, linked_data_dir, script, slot_usage, stop_with_ctrl_c, trigger, wait_final, wait_for_text
 
 pytestmark = pytest.mark.integration
 
@@ -51,10 +51,7 @@ def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         proc = subprocess.Popen([script("serve-all")], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                 env=stack.env(ETL_DATA_DIR=str(data)), stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while "being served" not in log_path.read_text(errors="replace"):
-            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_for_text(log_path, SERVING, proc, timeout=120)
         yield Served(data, log_path, proc.pid)
     finally:
         stop_with_ctrl_c(proc)

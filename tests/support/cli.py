@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from deployments.serve import SERVING  # serve-all's ready line, re-exported for the tests
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -61,7 +63,6 @@ def stop_with_ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> None:  # ty
         proc.wait()
 
 
-SERVING = "Your deployments are being served"  # the ready line of deployments.serve.serve_packages
 
 
 def wait_for_text(path: Path, text: str, proc: subprocess.Popen | None, timeout: float = 180) -> None:  # type: ignore[type-arg]

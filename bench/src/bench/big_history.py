@@ -96,8 +96,9 @@ async def build(api: str, task_runs: int, waiters: int) -> None:
                 created = await http.post("flow_runs/", json={"flow_id": flows[("ingest", "reports")[index % 2]],
                                                               "name": f"history-{index}", "state": {"type": "RUNNING"}})
                 created.raise_for_status()
-                await _completed(http, "flow_runs", created.json()["id"])
-                return str(created.json()["id"])
+                run_id = str(created.json()["id"])
+                await _completed(http, "flow_runs", run_id)
+                return run_id
 
         flow_runs = await asyncio.gather(*(flow_run(i) for i in range(-(-task_runs // TASKS_PER_FLOW_RUN))))
         print(f"{len(flow_runs)} flow runs in {time.monotonic() - started:.0f} s", flush=True)
