@@ -171,17 +171,30 @@ class PrefectRest:
         }
         return [TaskRunRec.from_json(d) for d in self._paged("task_runs/filter", body)]
 
+    @staticmethod
+    def _started_filter(tag: str, since: datetime | None, until: datetime | None = None,
+                        flow_run_ids: list[UUID] | None = None) -> dict[str, Any]:
+        """Task runs carrying ``tag`` that started at or after ``since`` and at or before ``until``."""
+        start: dict[str, Any] = {"is_null_": False}
+        if since is not None:
+            start["after_"] = since.isoformat()
+        if until is not None:
+            start["before_"] = until.isoformat()
+        body: dict[str, Any] = {"task_runs": {"tags": {"all_": [tag]}, "start_time": start}}
+        if flow_run_ids:
+            body["flow_runs"] = {"id": {"any_": [str(i) for i in flow_run_ids]}}
+        return body
+
     def started_with_tag(
         self, tag: str, since: datetime | None = None, flow_run_ids: list[UUID] | None = None
     ) -> list[TaskRunRec]:
         """Task runs carrying ``tag`` that have started (since ``since``; in ``flow_run_ids``)."""
-        start: dict[str, Any] = {"is_null_": False}
-        if since is not None:
-            start["after_"] = since.isoformat()
-        body: dict[str, Any] = {"task_runs": {"tags": {"all_": [tag]}, "start_time": start}}
-        if flow_run_ids:
-            body["flow_runs"] = {"id": {"any_": [str(i) for i in flow_run_ids]}}
+        body = self._started_filter(tag, since, flow_run_ids=flow_run_ids)
         return [TaskRunRec.from_json(d) for d in self._paged("task_runs/filter", body)]
+
+    def count_started(self, tag: str, since: datetime, until: datetime) -> int:
+        """How many task runs carrying ``tag`` started in [since, until] (the server counts)."""
+        return int(self._post("task_runs/count", self._started_filter(tag, since, until)))
 
     def task_runs_of(self, flow_run_ids: list[UUID]) -> list[TaskRunRec]:
         """Every task run of the flow runs."""

@@ -352,8 +352,12 @@ def read_window(
     now, if a hold is still running): utilization then says how busy a limit was while the
     flows ran, not diluted by an idle stretch of the ``--since`` period.
     """
+    return window_of(read_intervals(rest, list(tags), flow_run_ids=flow_run_ids, since=since), since, now)
+
+
+def window_of(intervals: list[Interval], since: datetime | None, now: datetime | None = None) -> Window:
+    """The holds with the span they cover (see :func:`read_window`)."""
     now = now or datetime.now(timezone.utc)
-    intervals = read_intervals(rest, list(tags), flow_run_ids=flow_run_ids, since=since)
     if not intervals:
         return Window(intervals, since or now, now)
     start = min(min(iv.start, iv.pending_at or iv.start) for iv in intervals)

@@ -112,7 +112,9 @@ def history(
     import json
 
     from common.logs import configure_logging
-    from slot_tools.history import read_window, summarize
+    from common.settings import get_settings
+    from slot_tools.history import read_window, summarize, window_of
+    from slot_tools.ledger import LEDGER_FILE, Ledger
     from slot_tools.render import render_history
     from slot_tools.timeline import render_html
 
@@ -127,8 +129,13 @@ def history(
 
         limits = registry.tag_limits()
         now = datetime.now(timezone.utc)
+        since = now - period if period else None
         with PrefectRest(api_url) as rest:
-            window = read_window(rest, limits, now - period if period else None, flow_run_ids, now=now)
+            if since is not None and not flow_run_ids:  # a stretch of time: settled holds kept locally
+                ledger = Ledger(get_settings().data_dir / LEDGER_FILE, api_url)  # type: ignore[operator]
+                window = window_of([iv for tag in limits for iv in ledger.read(rest, tag, since, now)], since, now)
+            else:
+                window = read_window(rest, limits, since, flow_run_ids, now=now)
             notes = _drift_notes(rest, limits)
         report = summarize(window.intervals, limits, window.start, window.end)
         if html_file is not None:

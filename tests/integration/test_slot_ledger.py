@@ -1,0 +1,148 @@
+"""The slot ledger on the session's real server: ``slots history`` over a stretch of time reads
+from the server only the holds it has not kept yet, gives exactly what a whole read gives,
+and reads whole again when the server no longer matches what it kept.
+
+Task runs with a tag of the test's own are written through Prefect's REST API (Running, then
+Completed: the server sets their start and end times); the ledger settles holds at once here
+(``settling=0``) instead of after serve-all's five minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+
+from support import Stack
+
+pytestmark = pytest.mark.integration
+
+
+class Runs:
+    """Task runs of one tag on the server, created and deleted by the test."""
+
+    def __init__(self, api_url: str) -> None:
+        from common.prefect_api import auth_headers
+
+        self.tag = f"ledger-{uuid4().hex[:8]}"
+        self.http = httpx.Client(base_url=api_url + "/", headers=auth_headers(), timeout=10)
+        self.made: list[UUID] = []
+
+    def running(self) -> UUID:
+        made = self.http.post("task_runs/", json={"name": "held", "task_key": "held", "dynamic_key": uuid4().hex,
+                                                  "tags": [self.tag], "state": {"type": "RUNNING"}})
+        made.raise_for_status()
+        self.made.append(UUID(made.json()["id"]))
+        return self.made[-1]
+
+    def complete(self, run_id: UUID) -> None:
+        done = self.http.post(f"task_runs/{run_id}/set_state", json={"state": {"type": "COMPLETED"}, "force": True})
+        done.raise_for_status()
+
+    def completed(self, count: int) -> list[UUID]:
+        ids = [self.running() for _ in range(count)]
+        for run_id in ids:
+            self.complete(run_id)
+        return ids
+
+    def delete(self, run_id: UUID) -> None:
+        self.http.delete(f"task_runs/{run_id}").raise_for_status()
+
+
+@pytest.fixture
+def runs(stack: Stack) -> Iterator[Runs]:
+    made = Runs(stack.api_url)
+    try:
+        yield made
+    finally:
+        for run_id in made.made:
+            made.http.delete(f"task_runs/{run_id}")
+        made.http.close()
+
+
+@pytest.fixture
+def counted_rest(stack: Stack):  # type: ignore[no-untyped-def]
+    """The project's REST reader, counting the task-run records the server sends it."""
+    from common.prefect_rest import PrefectRest
+
+    with PrefectRest(stack.api_url) as rest:
+        rest.records_read = [0]  # type: ignore[attr-defined]
+
+        def count(response: httpx.Response) -> None:
+            if response.request.url.path.endswith("/task_runs/filter"):
+                response.read()
+                rest.records_read[0] += len(response.json())  # type: ignore[attr-defined]
+
+        rest.http.event_hooks["response"].append(count)
+        yield rest
+
+
+def _read(ledger, rest, tag: str, since: datetime) -> tuple[set[tuple[object, ...]], int]:  # type: ignore[no-untyped-def]
+    """What the ledger gives (as comparable rows) and how many records it read to give it."""
+    before = rest.records_read[0]
+    holds = ledger.read(rest, tag, since, datetime.now(timezone.utc))
+    return {(h.task_run_id, h.start, h.end, h.state) for h in holds}, rest.records_read[0] - before
+
+
+def _whole(rest, tag: str, since: datetime) -> set[tuple[object, ...]]:  # type: ignore[no-untyped-def]
+    from slot_tools.history import read_intervals
+
+    return {(h.task_run_id, h.start, h.end, h.state) for h in read_intervals(rest, [tag], since=since)}
+
+
+def test_a_second_history_reads_only_the_new_holds_and_matches_a_whole_read(
+    runs: Runs, counted_rest, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    from slot_tools.ledger import Ledger
+
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    ledger = Ledger(tmp_path / "ledger.sqlite", counted_rest.api_url, settling=timedelta(0))
+    runs.completed(3)
+    first, read = _read(ledger, counted_rest, runs.tag, since)
+    assert len(first) == 3 and read == 3
+    runs.completed(2)
+    second, read = _read(ledger, counted_rest, runs.tag, since)
+    assert second == _whole(counted_rest, runs.tag, since)
+    assert len(second) == 5
+    assert read == 2, f"read {read} task-run records from the server for 2 new holds"
+
+
+def test_a_ledger_the_server_no_longer_matches_is_read_whole_again(
+    runs: Runs, counted_rest, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """A deleted run (as a wiped or replaced server, or a record that arrived late, would)
+    changes the server's count: the ledger's copy is not used."""
+    from slot_tools.ledger import Ledger
+
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    ledger = Ledger(tmp_path / "ledger.sqlite", counted_rest.api_url, settling=timedelta(0))
+    ids = runs.completed(4)
+    _read(ledger, counted_rest, runs.tag, since)
+    runs.delete(ids[1])
+    after, read = _read(ledger, counted_rest, runs.tag, since)
+    assert str(ids[1]) not in {row[0] for row in after}, "a hold the server no longer has came from the ledger"
+    assert after == _whole(counted_rest, runs.tag, since) and len(after) == 3
+    assert read == 3, "the ledger did not read the tag whole again"
+
+
+def test_a_hold_still_running_when_read_is_read_again_until_it_is_over(
+    runs: Runs, counted_rest, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    from slot_tools.ledger import Ledger
+
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    ledger = Ledger(tmp_path / "ledger.sqlite", counted_rest.api_url, settling=timedelta(0))
+    runs.completed(2)
+    held = runs.running()
+    runs.completed(1)
+    during, _ = _read(ledger, counted_rest, runs.tag, since)
+    assert [row[2] for row in during if row[0] == str(held)] == [None], "the running hold was not read as running"
+    runs.complete(held)
+    after, read = _read(ledger, counted_rest, runs.tag, since)
+    assert after == _whole(counted_rest, runs.tag, since)
+    assert [row[3] for row in after if row[0] == str(held)] == ["COMPLETED"], after
+    assert read == 2, f"read {read} records: the hold still running and the one after it, not more"
