@@ -6,7 +6,7 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -111,43 +111,73 @@ def test_a_bad_since_is_one_line_and_exit_2(since: str) -> None:
 
 
 def test_a_task_run_created_between_two_pages_is_not_read_twice(stack: Stack) -> None:
-    """The history reads task runs a page at a time, newest id first. A task run created
-    between two pages with the highest id (ids grow with time) pushes every other one back a
-    place, so the second page starts with the last of the first; each must count once (a
-    slot counted twice could report a limit exceeded that held)."""
-    from uuid import uuid4
-
+    """Reads by offset (every task run of a flow run) go a page at a time, newest id first. A
+    task run created between two pages with the highest id (ids grow with time) pushes every
+    other one back a place, so the second page starts with the last of the first; each must
+    count once (a slot counted twice could report a limit exceeded that held)."""
     import httpx
 
     from common.prefect_api import auth_headers
     from common.prefect_rest import PAGE, PrefectRest
 
-    tag = f"paging-{uuid4().hex[:8]}"
+    with httpx.Client(base_url=stack.api_url + "/", headers=auth_headers(), timeout=10) as http:
+        flow = http.post("flows/", json={"name": "paging"}).json()["id"]
+        flow_run = http.post("flow_runs/", json={"flow_id": flow, "name": f"paging-{uuid4().hex[:8]}"}).json()["id"]
+        created = [_task_run(http, "paging", flow_run=flow_run) for _ in range(PAGE + 1)]
+        newest = UUID(int=(0xFFFFFFFF << 96) | uuid4().int >> 32)
+        inserted: list[UUID] = []
 
-    def create(run_id: UUID | None = None) -> UUID:
-        body: dict = {"name": "paging", "task_key": "paging", "dynamic_key": uuid4().hex, "tags": [tag],
-                      "state": {"type": "RUNNING"}}
-        if run_id is not None:
-            body["id"] = str(run_id)
-        made = httpx.post(f"{stack.api_url}/task_runs/", json=body, headers=auth_headers(), timeout=10)
-        made.raise_for_status()
-        return UUID(made.json()["id"])
+        def between_pages(response: httpx.Response) -> None:
+            if response.request.url.path.endswith("/task_runs/filter") and not inserted:
+                inserted.append(_task_run(http, "paging", flow_run=flow_run, run_id=newest))
 
-    created = [create() for _ in range(PAGE + 1)]
-    newest = UUID(int=(0xFFFFFFFF << 96) | uuid4().int >> 32)
-    inserted: list[UUID] = []
+        try:
+            with PrefectRest(stack.api_url) as rest:
+                rest.http.event_hooks["response"].append(between_pages)
+                ids = [run.id for run in rest.task_runs_of([UUID(flow_run)])]
+            assert inserted == [newest], "no task run was created between the pages"
+            assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} task run(s) read twice"
+            assert set(created) <= set(ids), "a task run was missed"
+        finally:
+            http.delete(f"flow_runs/{flow_run}")
 
-    def between_pages(response: httpx.Response) -> None:
-        if response.request.url.path.endswith("/task_runs/filter") and not inserted:
-            inserted.append(create(newest))
 
-    try:
-        with PrefectRest(stack.api_url) as rest:
-            rest.http.event_hooks["response"].append(between_pages)
-            ids = [run.id for run in rest.started_with_tag(tag)]
-        assert inserted == [newest], "no task run was created between the pages"
-        assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} task run(s) read twice"
-        assert set(created) <= set(ids), "a task run was missed"
-    finally:
-        for run_id in [*created, *inserted]:
-            httpx.delete(f"{stack.api_url}/task_runs/{run_id}", headers=auth_headers(), timeout=10)
+def test_a_tags_task_runs_are_paged_by_expected_start_not_by_offset(stack: Stack) -> None:
+    """The history's read of a tag (one page of 200 after another) goes on from the last
+    expected start it read, so the server's cost of a page does not grow with the offset;
+    every task run is read once."""
+    import httpx
+
+    from common.prefect_api import auth_headers
+    from common.prefect_rest import PAGE, PrefectRest
+
+    tag = f"keyset-{uuid4().hex[:8]}"
+    bodies: list[dict] = []
+    with httpx.Client(base_url=stack.api_url + "/", headers=auth_headers(), timeout=10) as http:
+        created = [_task_run(http, tag) for _ in range(2 * PAGE + 1)]
+        try:
+            with PrefectRest(stack.api_url) as rest:
+                rest.http.event_hooks["request"] = [
+                    lambda request: bodies.append(json.loads(request.content))
+                    if request.url.path.endswith("/task_runs/filter") else None
+                ]
+                ids = [run.id for run in rest.started_with_tag(tag)]
+        finally:
+            for run_id in created:
+                http.delete(f"task_runs/{run_id}")
+    assert sorted(ids) == sorted(created), "not every task run read exactly once"
+    assert len(bodies) == 3 and not any(body.get("offset") for body in bodies), bodies
+    assert [("expected_start_time" in body["task_runs"]) for body in bodies] == [False, True, True]
+
+
+def _task_run(http, name: str, flow_run: str | None = None, run_id: UUID | None = None) -> UUID:  # type: ignore[no-untyped-def]
+    """A Running task run made through the REST API, tagged ``name`` (the server stamps its times)."""
+    body: dict = {"name": name, "task_key": name, "dynamic_key": uuid4().hex, "tags": [name],
+                  "state": {"type": "RUNNING"}}
+    if flow_run is not None:
+        body["flow_run_id"] = flow_run
+    if run_id is not None:
+        body["id"] = str(run_id)
+    made = http.post("task_runs/", json=body)
+    made.raise_for_status()
+    return UUID(made.json()["id"])
