@@ -29,6 +29,7 @@ class Runs:
         from common.prefect_api import auth_headers
 
         self.tag = f"ledger-{uuid4().hex[:8]}"
+        self.since = datetime.now(timezone.utc) - timedelta(seconds=1)  # before the first of them
         self.http = httpx.Client(base_url=api_url + "/", headers=auth_headers(), timeout=10)
         self.made: list[UUID] = []
 
@@ -81,6 +82,14 @@ def counted_rest(stack: Stack):  # type: ignore[no-untyped-def]
         yield rest
 
 
+@pytest.fixture
+def ledger(counted_rest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A ledger of its own that settles holds at once."""
+    from slot_tools.ledger import Ledger
+
+    return Ledger(tmp_path / "ledger.sqlite", counted_rest.api_url, settling=timedelta(0))
+
+
 def _read(ledger, rest, tag: str, since: datetime) -> tuple[set[tuple[object, ...]], int]:  # type: ignore[no-untyped-def]
     """What the ledger gives (as comparable rows) and how many records it read to give it."""
     before = rest.records_read[0]
@@ -95,12 +104,9 @@ def _whole(rest, tag: str, since: datetime) -> set[tuple[object, ...]]:  # type:
 
 
 def test_a_second_history_reads_only_the_new_holds_and_matches_a_whole_read(
-    runs: Runs, counted_rest, tmp_path: Path  # type: ignore[no-untyped-def]
+    runs: Runs, counted_rest, ledger  # type: ignore[no-untyped-def]
 ) -> None:
-    from slot_tools.ledger import Ledger
-
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
-    ledger = Ledger(tmp_path / "ledger.sqlite", counted_rest.api_url, settling=timedelta(0))
+    since = runs.since
     runs.completed(3)
     first, read = _read(ledger, counted_rest, runs.tag, since)
     assert len(first) == 3 and read == 3
@@ -112,14 +118,11 @@ def test_a_second_history_reads_only_the_new_holds_and_matches_a_whole_read(
 
 
 def test_a_ledger_the_server_no_longer_matches_is_read_whole_again(
-    runs: Runs, counted_rest, tmp_path: Path  # type: ignore[no-untyped-def]
+    runs: Runs, counted_rest, ledger  # type: ignore[no-untyped-def]
 ) -> None:
     """A deleted run (as a wiped or replaced server, or a record that arrived late, would)
     changes the server's count: the ledger's copy is not used."""
-    from slot_tools.ledger import Ledger
-
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
-    ledger = Ledger(tmp_path / "ledger.sqlite", counted_rest.api_url, settling=timedelta(0))
+    since = runs.since
     ids = runs.completed(4)
     _read(ledger, counted_rest, runs.tag, since)
     runs.delete(ids[1])
@@ -130,12 +133,9 @@ def test_a_ledger_the_server_no_longer_matches_is_read_whole_again(
 
 
 def test_a_hold_still_running_when_read_is_read_again_until_it_is_over(
-    runs: Runs, counted_rest, tmp_path: Path  # type: ignore[no-untyped-def]
+    runs: Runs, counted_rest, ledger  # type: ignore[no-untyped-def]
 ) -> None:
-    from slot_tools.ledger import Ledger
-
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
-    ledger = Ledger(tmp_path / "ledger.sqlite", counted_rest.api_url, settling=timedelta(0))
+    since = runs.since
     runs.completed(2)
     held = runs.running()
     runs.completed(1)
