@@ -10,7 +10,7 @@ runs of ``ingest`` and ``reports`` created through the REST API; plus one Runnin
 of ``ingest`` with ``--waiters`` Pending ``database`` task runs. No slot is taken: the
 counters stay at 0. ``slots history --since 1d`` reads all of it.
 
-    uv run python -m bench.big_history                    # 100,000 runs: ~5 min to build, ~10 in all
+    uv run python -m bench.big_history                    # 100,000 runs: ~4 min to build, ~6 in all
     uv run python -m bench.big_history --task-runs 20000
     uv run python -m bench.big_history --api-url http://127.0.0.1:PORT/api   # time it again, no build
 
