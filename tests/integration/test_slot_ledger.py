@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from support import Stack
+from support import Stack, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +146,17 @@ def test_a_hold_still_running_when_read_is_read_again_until_it_is_over(
     assert after == _whole(counted_rest, runs.tag, since)
     assert [row[3] for row in after if row[0] == str(held)] == ["COMPLETED"], after
     assert read == 2, f"read {read} records: the hold still running and the one after it, not more"
+
+
+def test_an_unusable_ledger_file_is_named_and_the_history_still_answers(stack: Stack, tmp_path: Path) -> None:
+    """The ledger is a cache: a damaged file costs a whole read and one line saying so."""
+    from slot_tools.ledger import LEDGER_FILE
+
+    ledger = tmp_path / "data" / LEDGER_FILE
+    ledger.parent.mkdir(parents=True)
+    ledger.write_bytes(b"not a database\n" * 100)
+    result = run_cli("slots", "history", "--since", "10m", env=stack.env(ETL_DATA_DIR=str(ledger.parent)))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "every limit held" in result.stdout, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"slot ledger {ledger} unusable" in lines[0], result.stderr

@@ -110,6 +110,7 @@ def history(
 ) -> None:
     """Prove from the server's task-run records that every limit held; exit 1 if one was exceeded."""
     import json
+    import sqlite3
 
     from common.logs import configure_logging
     from common.settings import get_settings
@@ -131,10 +132,15 @@ def history(
         now = datetime.now(timezone.utc)
         since = now - period if period else None
         with PrefectRest(api_url) as rest:
+            window = None
             if since is not None and not flow_run_ids:  # a stretch of time: settled holds kept locally
                 ledger = Ledger(get_settings().data_dir / LEDGER_FILE, api_url)  # type: ignore[operator]
-                window = window_of([iv for tag in limits for iv in ledger.read(rest, tag, since, now)], since, now)
-            else:
+                try:
+                    window = window_of([iv for tag in limits for iv in ledger.read(rest, tag, since, now)], since, now)
+                except sqlite3.Error as exc:  # a cache that cannot be used: read the server whole
+                    print(f"note: slot ledger {ledger.path} unusable ({exc}); read the server whole "
+                          "(delete the file to start it again)", file=sys.stderr)
+            if window is None:
                 window = read_window(rest, limits, since, flow_run_ids, now=now)
             notes = _drift_notes(rest, limits)
         report = summarize(window.intervals, limits, window.start, window.end)
