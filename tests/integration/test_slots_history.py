@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from support import Stack, run_cli
+from support import Stack, run_cli, running_task_run
 
 pytestmark = pytest.mark.integration
 
@@ -123,13 +123,13 @@ def test_a_task_run_created_between_two_pages_is_not_read_twice(stack: Stack) ->
     with httpx.Client(base_url=stack.api_url + "/", headers=auth_headers(), timeout=10) as http:
         flow = http.post("flows/", json={"name": "paging"}).json()["id"]
         flow_run = http.post("flow_runs/", json={"flow_id": flow, "name": f"paging-{uuid4().hex[:8]}"}).json()["id"]
-        created = [_task_run(http, "paging", flow_run=flow_run) for _ in range(PAGE + 1)]
+        created = [running_task_run(http, "paging", flow_run=flow_run) for _ in range(PAGE + 1)]
         newest = UUID(int=(0xFFFFFFFF << 96) | uuid4().int >> 32)
         inserted: list[UUID] = []
 
         def between_pages(response: httpx.Response) -> None:
             if response.request.url.path.endswith("/task_runs/filter") and not inserted:
-                inserted.append(_task_run(http, "paging", flow_run=flow_run, run_id=newest))
+                inserted.append(running_task_run(http, "paging", flow_run=flow_run, run_id=newest))
 
         try:
             with PrefectRest(stack.api_url) as rest:
@@ -154,7 +154,7 @@ def test_a_tags_task_runs_are_paged_by_expected_start_not_by_offset(stack: Stack
     tag = f"keyset-{uuid4().hex[:8]}"
     bodies: list[dict] = []
     with httpx.Client(base_url=stack.api_url + "/", headers=auth_headers(), timeout=10) as http:
-        created = [_task_run(http, tag) for _ in range(2 * PAGE + 1)]
+        created = [running_task_run(http, tag) for _ in range(2 * PAGE + 1)]
         try:
             with PrefectRest(stack.api_url) as rest:
                 rest.http.event_hooks["request"] = [
@@ -169,15 +169,3 @@ def test_a_tags_task_runs_are_paged_by_expected_start_not_by_offset(stack: Stack
     assert len(bodies) == 3 and not any(body.get("offset") for body in bodies), bodies
     assert [("expected_start_time" in body["task_runs"]) for body in bodies] == [False, True, True]
 
-
-def _task_run(http, name: str, flow_run: str | None = None, run_id: UUID | None = None) -> UUID:  # type: ignore[no-untyped-def]
-    """A Running task run made through the REST API, tagged ``name`` (the server stamps its times)."""
-    body: dict = {"name": name, "task_key": name, "dynamic_key": uuid4().hex, "tags": [name],
-                  "state": {"type": "RUNNING"}}
-    if flow_run is not None:
-        body["flow_run_id"] = flow_run
-    if run_id is not None:
-        body["id"] = str(run_id)
-    made = http.post("task_runs/", json=body)
-    made.raise_for_status()
-    return UUID(made.json()["id"])

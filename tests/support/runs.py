@@ -9,7 +9,7 @@ import signal
 import time
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from common.prefect_rest import FINAL_STATES
 from support.processes import engine_pid_for
@@ -127,3 +127,17 @@ def assert_every_limit_held(rest: Any, ids: list[UUID], where: str = "") -> None
         print(f"{tag}: peak {peak} at {when}{where}, limit {registry[tag].slots}, {len(intervals)} task runs")
         assert peak <= registry[tag].slots, f"{tag}: {peak} task runs held slots at once{where}"
         assert {iv.flow_run_id for iv in intervals} == {str(i) for i in ids}, f"not every run used {tag}"
+
+
+def running_task_run(http: Any, tag: str, flow_run: str | None = None, run_id: UUID | None = None) -> UUID:
+    """A Running task run tagged ``tag``, made through the REST API with the ``httpx.Client``
+    ``http`` (its base URL the server's API); the server stamps its start time."""
+    body: dict[str, Any] = {"name": tag, "task_key": tag, "dynamic_key": uuid4().hex, "tags": [tag],
+                            "state": {"type": "RUNNING"}}
+    if flow_run is not None:
+        body["flow_run_id"] = flow_run
+    if run_id is not None:
+        body["id"] = str(run_id)
+    made = http.post("task_runs/", json=body)
+    made.raise_for_status()
+    return UUID(made.json()["id"])
