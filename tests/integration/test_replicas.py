@@ -128,9 +128,8 @@ def _run_and_restart(tier: PrefectReplicas, balancer: Balancer, tmp_path: Path) 
     # the runs are over: the server records task-run states from events, a moment later.
     with PrefectRest(first) as rest:
         missing = rest.task_runs_by_id(sorted(taken - set(held_while_down)))
-    lost = {t: rec.end_time for t, rec in missing.items() if rec.end_time is None or rec.end_time > read_at}
-    assert not lost, f"leases lost with replica 1: task runs that ran on after {read_at} without their lease: {lost}"
-    with PrefectRest(first) as rest:
+        lost = {t: rec.end_time for t, rec in missing.items() if rec.end_time is None or rec.end_time > read_at}
+        assert not lost, f"leases lost with replica 1: task runs that ran on after {read_at} without their lease: {lost}"
         messages = {r: httpx.get(f"{first}/flow_runs/{r}", timeout=10).json()["state"]["message"] for r in runs}
         print(f"ingest {states[ingest]}, reports {states[reports]}; connections by replica port: {dict(balancer.served)}")
         assert states[ingest] == "COMPLETED", messages[ingest]

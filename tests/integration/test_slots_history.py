@@ -168,4 +168,3 @@ def test_a_tags_task_runs_are_paged_by_expected_start_not_by_offset(stack: Stack
     assert sorted(ids) == sorted(created), "not every task run read exactly once"
     assert len(bodies) == 3 and not any(body.get("offset") for body in bodies), bodies
     assert [("expected_start_time" in body["task_runs"]) for body in bodies] == [False, True, True]
-

@@ -63,8 +63,6 @@ def stop_with_ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> None:  # ty
         proc.wait()
 
 
-
-
 def wait_for_text(path: Path, text: str, proc: subprocess.Popen | None, timeout: float = 180) -> None:  # type: ignore[type-arg]
     """Block until the log file ``path`` of ``proc`` shows ``text``; fail if it exits first."""
     deadline = time.monotonic() + timeout
