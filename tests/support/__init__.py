@@ -6,7 +6,6 @@ files, lake checks, network, faults, flow runs and the live board (:mod:`support
 """
 
 from support.board import Board, holding, rendered_lanes, watching_board
-from support.browser import chromium_dom, chromium_screenshot
 from support.cli import ROOT, SERVING, CliRun, run_cli, script, stop_with_ctrl_c, wait_for_text
 from support.faults import Fault, FaultyPartnerApi, Hit
 from support.lake_checks import extract_matches_lake, file_bytes, lake_checksums, table_checksums
@@ -18,7 +17,7 @@ from support.terminal import Terminal
 from support.stack import Stack, linked_data_dir, slot_usage
 
 __all__ = [
-    "ROOT", "SERVING", "assert_every_limit_held", "Board", "holding", "rendered_lanes", "watching_board", "CliRun", "command_lines", "left_running", "Terminal", "chromium_dom", "chromium_screenshot", "Fault", "FaultyPartnerApi", "Hit", "Stack", "descendants", "capped_limits", "edited_limits",
+    "ROOT", "SERVING", "assert_every_limit_held", "Board", "holding", "rendered_lanes", "watching_board", "CliRun", "command_lines", "left_running", "Terminal", "Fault", "FaultyPartnerApi", "Hit", "Stack", "descendants", "capped_limits", "edited_limits",
     "engine_pid_for", "extract_matches_lake", "file_bytes", "flow_run_id", "free_port", "kill_while_holding", "lake_checksums",
     "linked_data_dir", "listening",
     "pids_with_arg", "run_cli", "running", "running_task_run", "script", "server_text", "slot_usage", "stop_with_ctrl_c",

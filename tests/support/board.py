@@ -3,7 +3,6 @@ Chromium renders from its page."""
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from support.browser import chromium_dom
+from support.browser import LivePage
 
 
 @dataclass
@@ -25,6 +24,7 @@ class Board:
     readings: list[dict[str, Any]] = field(default_factory=list)
     dom: str | None = None
     dom_attempts: int = 0
+    render_error: str = ""  # why the browser stopped looking, if it failed
 
 
 def holding(reading: dict[str, Any], tag: str) -> set[str]:
@@ -39,12 +39,6 @@ def rendered_lanes(dom: str, tag: str) -> set[str]:
     return set(re.findall(r'class="lane held[^"]*" data-flow="([^"]+)"', section.group(1))) if section else set()
 
 
-def _inline_reading(dom: str) -> dict[str, Any] | None:
-    """The reading the board put inline in the page it served (what the browser drew from)."""
-    found = re.search(r'<script id="initial" type="application/json">(.*?)</script>', dom, re.S)
-    return json.loads(found.group(1)) if found else None
-
-
 def _read(url: str, running: Callable[[], bool], board: Board) -> None:
     """Read the board's data every 0.3 s (a thread of its own: a Chromium rendering takes
     seconds, and the moments being looked for must not fall into one)."""
@@ -57,19 +51,19 @@ def _read(url: str, running: Callable[[], bool], board: Board) -> None:
 
 
 def _render(url: str, running: Callable[[], bool], board: Board, tag: str, flows: set[str]) -> None:
-    """Load the page in Chromium again and again while ``tag``'s lanes are held, until one
-    rendering shows all of ``flows`` holding them (a rendering is a moment of its own). The
-    reading each served page holds inline is a board reading too."""
-    while running() and board.dom is None and board.dom_attempts < 60:
-        if not board.readings or not holding(board.readings[-1], tag):
-            time.sleep(0.3)
-            continue
-        board.dom_attempts += 1
-        dom = chromium_dom(url)
-        if (inline := _inline_reading(dom)) is not None:
-            board.readings.append(inline)
-        if rendered_lanes(dom, tag) >= flows:
-            board.dom = dom
+    """Hold the page open in Chromium and read its DOM every 0.25 s while ``running()``, until
+    one shows all of ``flows`` holding ``tag`` lanes: the page's own refresh (every second,
+    from ``/api/board``) is what draws each moment."""
+    try:
+        with LivePage(url) as page:
+            while running() and board.dom is None:
+                dom = page.dom()
+                board.dom_attempts += 1
+                if rendered_lanes(dom, tag) >= flows:
+                    board.dom = dom
+                time.sleep(0.25)
+    except Exception as exc:  # a thread's failure, kept for the test's message
+        board.render_error = repr(exc)
 
 
 @contextmanager
