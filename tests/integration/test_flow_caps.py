@@ -111,6 +111,6 @@ def test_the_live_board_showed_both_flows_holding_database_slots(capped_run: Cap
 def test_a_real_browser_renders_lanes_held_by_both_flows(capped_run: CappedRun) -> None:
     board = capped_run.board
     assert board.dom is not None, (
-        f"Chromium never rendered both flows on database lanes ({board.dom_attempts} looks) {board.render_error}")
+        f"Chromium never rendered both flows on database lanes ({board.looks} looks) {board.render_error}")
     assert rendered_lanes(board.dom, "database") >= {"ingest", "reports"}
     assert "http://" not in board.dom.replace("http://127.0.0.1", ""), "the page refers to something off this machine"

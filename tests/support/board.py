@@ -23,7 +23,7 @@ class Board:
 
     readings: list[dict[str, Any]] = field(default_factory=list)
     dom: str | None = None
-    dom_attempts: int = 0
+    looks: int = 0  # how many times the browser's DOM was read
     render_error: str = ""  # why the browser stopped looking, if it failed
 
 
@@ -40,8 +40,7 @@ def rendered_lanes(dom: str, tag: str) -> set[str]:
 
 
 def _read(url: str, running: Callable[[], bool], board: Board) -> None:
-    """Read the board's data every 0.3 s (a thread of its own: a Chromium rendering takes
-    seconds, and the moments being looked for must not fall into one)."""
+    """Read the board's data every 0.3 s, on a thread of its own beside the browser's."""
     while running():
         try:
             board.readings.append(httpx.get(f"{url}/api/board", timeout=5).json())
@@ -58,7 +57,7 @@ def _render(url: str, running: Callable[[], bool], board: Board, tag: str, flows
         with LivePage(url) as page:
             while running() and board.dom is None:
                 dom = page.dom()
-                board.dom_attempts += 1
+                board.looks += 1
                 if rendered_lanes(dom, tag) >= flows:
                     board.dom = dom
                 time.sleep(0.25)
