@@ -14,6 +14,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,7 @@ class LivePage:
             [sys.executable, "-c", _ON_FDS_3_AND_4, str(to_browser), str(from_browser),
              chromium(), *FLAGS, f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe", "about:blank"],
             pass_fds=(to_browser, from_browser), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         os.close(to_browser)
         os.close(from_browser)
@@ -99,7 +100,8 @@ class LivePage:
                 self._buffer += chunk
 
     def close(self) -> None:
-        """Quit the browser (killed if it does not quit within 10 s) and remove its profile."""
+        """Quit the browser (its process group killed if it does not quit within 10 s: the
+        group holds only the browser and the renderers it started) and remove its profile."""
         try:
             os.write(self._out, json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0")
         except OSError:
@@ -107,7 +109,7 @@ class LivePage:
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         for fd in (self._in, self._out):
             os.close(fd)
