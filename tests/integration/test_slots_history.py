@@ -142,29 +142,50 @@ def test_a_task_run_created_between_two_pages_is_not_read_twice(stack: Stack) ->
             http.delete(f"flow_runs/{flow_run}")
 
 
-def test_a_tags_task_runs_are_paged_by_expected_start_not_by_offset(stack: Stack) -> None:
-    """The history's read of a tag (one page of 200 after another) goes on from the last
-    expected start it read, so the server's cost of a page does not grow with the offset;
-    every task run is read once."""
+def _paged_read(stack: Stack, count: int,
+                expected_start: datetime | None = None) -> tuple[list[UUID], list[UUID], list[dict]]:
+    """``count`` Running task runs of a tag of their own (all expected at ``expected_start`` if
+    given), read back as the history reads a tag: (made, read, the bodies of the page requests).
+    The runs are deleted again."""
     import httpx
 
     from common.prefect_api import auth_headers
-    from common.prefect_rest import PAGE, PrefectRest
+    from common.prefect_rest import PrefectRest
 
-    tag = f"keyset-{uuid4().hex[:8]}"
+    tag = f"paging-{uuid4().hex[:8]}"
     bodies: list[dict] = []
     with httpx.Client(base_url=stack.api_url + "/", headers=auth_headers(), timeout=10) as http:
-        created = [running_task_run(http, tag) for _ in range(2 * PAGE + 1)]
+        created = [running_task_run(http, tag, expected_start=expected_start) for _ in range(count)]
         try:
             with PrefectRest(stack.api_url) as rest:
                 rest.http.event_hooks["request"] = [
                     lambda request: bodies.append(json.loads(request.content))
                     if request.url.path.endswith("/task_runs/filter") else None
                 ]
-                ids = [run.id for run in rest.started_with_tag(tag)]
+                read = [run.id for run in rest.started_with_tag(tag)]
         finally:
             for run_id in created:
                 http.delete(f"task_runs/{run_id}")
-    assert sorted(ids) == sorted(created), "not every task run read exactly once"
+    return created, read, bodies
+
+
+def test_a_tags_task_runs_are_paged_by_expected_start_not_by_offset(stack: Stack) -> None:
+    """The history's read of a tag (one page of 200 after another) goes on from the last
+    expected start it read, so the server's cost of a page does not grow with the offset;
+    every task run is read once."""
+    from common.prefect_rest import PAGE
+
+    created, read, bodies = _paged_read(stack, 2 * PAGE + 1)
+    assert sorted(read) == sorted(created), "not every task run read exactly once"
     assert len(bodies) == 3 and not any(body.get("offset") for body in bodies), bodies
     assert [("expected_start_time" in body["task_runs"]) for body in bodies] == [False, True, True]
+
+
+def test_a_page_of_runs_sharing_one_expected_start_is_read_on_by_offset(stack: Stack) -> None:
+    """More than a page of task runs expected at one same moment: a cursor on the expected
+    start cannot get past them, so the read goes on by offset, and reads each run once."""
+    from common.prefect_rest import PAGE
+
+    created, read, bodies = _paged_read(stack, PAGE + 1, expected_start=datetime.now(timezone.utc))
+    assert sorted(read) == sorted(created), "not every task run read exactly once"
+    assert [body.get("offset") for body in bodies] == [None, 0, PAGE], bodies

@@ -129,15 +129,24 @@ def assert_every_limit_held(rest: Any, ids: list[UUID], where: str = "") -> None
         assert {iv.flow_run_id for iv in intervals} == {str(i) for i in ids}, f"not every run used {tag}"
 
 
-def running_task_run(http: Any, tag: str, flow_run: str | None = None, run_id: UUID | None = None) -> UUID:
+def running_task_run(http: Any, tag: str, flow_run: str | None = None, run_id: UUID | None = None,
+                     expected_start: datetime | None = None) -> UUID:
     """A Running task run tagged ``tag``, made through the REST API with the ``httpx.Client``
-    ``http`` (its base URL the server's API); the server stamps its start time."""
-    body: dict[str, Any] = {"name": tag, "task_key": tag, "dynamic_key": uuid4().hex, "tags": [tag],
-                            "state": {"type": "RUNNING"}}
+    ``http`` (its base URL the server's API); the server stamps its start time. With
+    ``expected_start`` it is first Scheduled for that moment, which the server keeps as its
+    expected start (a run's first state sets it), then set Running."""
+    state: dict[str, Any] = {"type": "RUNNING"}
+    if expected_start is not None:
+        state = {"type": "SCHEDULED", "state_details": {"scheduled_time": expected_start.isoformat()}}
+    body: dict[str, Any] = {"name": tag, "task_key": tag, "dynamic_key": uuid4().hex, "tags": [tag], "state": state}
     if flow_run is not None:
         body["flow_run_id"] = flow_run
     if run_id is not None:
         body["id"] = str(run_id)
     made = http.post("task_runs/", json=body)
     made.raise_for_status()
-    return UUID(made.json()["id"])
+    made_id = UUID(made.json()["id"])
+    if expected_start is not None:
+        running = {"state": {"type": "RUNNING"}, "force": True}
+        http.post(f"task_runs/{made_id}/set_state", json=running).raise_for_status()
+    return made_id

@@ -152,11 +152,12 @@ class PrefectRest:
                 out.setdefault(record["id"], record)
             if len(page) < PAGE:
                 break
+            first, last = page[0]["expected_start_time"], page[-1]["expected_start_time"]
+            if last is None or first == last:  # a cursor cannot get past this page
+                return self._paged("task_runs/filter", body)
             if expected is None:  # more than one page: counted once, to know every match was read
                 expected = int(self._post("task_runs/count", body))
-            if page[-1]["expected_start_time"] in (cursor, None):
-                return self._paged("task_runs/filter", body)
-            cursor = page[-1]["expected_start_time"]
+            cursor = last
         return list(out.values()) if expected is None or len(out) >= expected else self._paged("task_runs/filter", body)
 
     def global_limits(self) -> list[LimitRec]:
