@@ -13,7 +13,6 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest

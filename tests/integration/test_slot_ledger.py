@@ -13,54 +13,19 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
-from support import Stack, run_cli, running_task_run
+from support import Stack, TaggedTaskRuns, force_state, run_cli
 
 pytestmark = pytest.mark.integration
 
 
-class Runs:
-    """Task runs of one tag on the server, created and deleted by the test."""
-
-    def __init__(self, api_url: str) -> None:
-        from common.prefect_api import auth_headers
-
-        self.tag = f"ledger-{uuid4().hex[:8]}"
-        self.since = datetime.now(timezone.utc) - timedelta(seconds=1)  # before the first of them
-        self.http = httpx.Client(base_url=api_url + "/", headers=auth_headers(), timeout=10)
-        self.made: list[UUID] = []
-
-    def running(self) -> UUID:
-        self.made.append(running_task_run(self.http, self.tag))
-        return self.made[-1]
-
-    def complete(self, run_id: UUID) -> None:
-        done = self.http.post(f"task_runs/{run_id}/set_state", json={"state": {"type": "COMPLETED"}, "force": True})
-        done.raise_for_status()
-
-    def completed(self, count: int) -> list[UUID]:
-        ids = [self.running() for _ in range(count)]
-        for run_id in ids:
-            self.complete(run_id)
-        return ids
-
-    def delete(self, run_id: UUID) -> None:
-        self.http.delete(f"task_runs/{run_id}").raise_for_status()
-
-
 @pytest.fixture
-def runs(stack: Stack) -> Iterator[Runs]:
-    made = Runs(stack.api_url)
-    try:
+def runs(stack: Stack) -> Iterator[TaggedTaskRuns]:
+    with TaggedTaskRuns(stack.api_url, "ledger") as made:
         yield made
-    finally:
-        for run_id in made.made:
-            made.http.delete(f"task_runs/{run_id}")
-        made.http.close()
 
 
 @pytest.fixture
@@ -102,7 +67,7 @@ def _whole(rest, tag: str, since: datetime) -> set[tuple[object, ...]]:  # type:
 
 
 def test_a_second_history_reads_only_the_new_holds_and_matches_a_whole_read(
-    runs: Runs, counted_rest, ledger  # type: ignore[no-untyped-def]
+    runs: TaggedTaskRuns, counted_rest, ledger  # type: ignore[no-untyped-def]
 ) -> None:
     since = runs.since
     runs.completed(3)
@@ -116,7 +81,7 @@ def test_a_second_history_reads_only_the_new_holds_and_matches_a_whole_read(
 
 
 def test_a_ledger_the_server_no_longer_matches_is_read_whole_again(
-    runs: Runs, counted_rest, ledger  # type: ignore[no-untyped-def]
+    runs: TaggedTaskRuns, counted_rest, ledger  # type: ignore[no-untyped-def]
 ) -> None:
     """A deleted run (as a wiped or replaced server, or a record that arrived late, would)
     changes the server's count: the ledger's copy is not used."""
@@ -131,7 +96,7 @@ def test_a_ledger_the_server_no_longer_matches_is_read_whole_again(
 
 
 def test_a_hold_still_running_when_read_is_read_again_until_it_is_over(
-    runs: Runs, counted_rest, ledger  # type: ignore[no-untyped-def]
+    runs: TaggedTaskRuns, counted_rest, ledger  # type: ignore[no-untyped-def]
 ) -> None:
     since = runs.since
     runs.completed(2)
@@ -139,7 +104,7 @@ def test_a_hold_still_running_when_read_is_read_again_until_it_is_over(
     runs.completed(1)
     during, _ = _read(ledger, counted_rest, runs.tag, since)
     assert [row[2] for row in during if row[0] == str(held)] == [None], "the running hold was not read as running"
-    runs.complete(held)
+    force_state(runs.http, held, "COMPLETED")
     after, read = _read(ledger, counted_rest, runs.tag, since)
     assert after == _whole(counted_rest, runs.tag, since)
     assert [row[3] for row in after if row[0] == str(held)] == ["COMPLETED"], after

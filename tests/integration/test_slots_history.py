@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from support import Stack, run_cli, running_task_run
+from support import Stack, TaggedTaskRuns, run_cli, running_task_run
 
 pytestmark = pytest.mark.integration
 
@@ -147,25 +147,17 @@ def _paged_read(stack: Stack, count: int,
     """``count`` Running task runs of a tag of their own (all expected at ``expected_start`` if
     given), read back as the history reads a tag: (made, read, the bodies of the page requests).
     The runs are deleted again."""
-    import httpx
-
-    from common.prefect_api import auth_headers
     from common.prefect_rest import PrefectRest
 
-    tag = f"paging-{uuid4().hex[:8]}"
     bodies: list[dict] = []
-    with httpx.Client(base_url=stack.api_url + "/", headers=auth_headers(), timeout=10) as http:
-        created = [running_task_run(http, tag, expected_start=expected_start) for _ in range(count)]
-        try:
-            with PrefectRest(stack.api_url) as rest:
-                rest.http.event_hooks["request"] = [
-                    lambda request: bodies.append(json.loads(request.content))
-                    if request.url.path.endswith("/task_runs/filter") else None
-                ]
-                read = [run.id for run in rest.started_with_tag(tag)]
-        finally:
-            for run_id in created:
-                http.delete(f"task_runs/{run_id}")
+    with TaggedTaskRuns(stack.api_url, "paging") as runs:
+        created = [runs.running(expected_start) for _ in range(count)]
+        with PrefectRest(stack.api_url) as rest:
+            rest.http.event_hooks["request"] = [
+                lambda request: bodies.append(json.loads(request.content))
+                if request.url.path.endswith("/task_runs/filter") else None
+            ]
+            read = [run.id for run in rest.started_with_tag(runs.tag)]
     return created, read, bodies
 
 

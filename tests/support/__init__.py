@@ -12,7 +12,7 @@ from support.lake_checks import extract_matches_lake, file_bytes, lake_checksums
 from support.limits_files import capped_limits, edited_limits
 from support.network import free_port, listening
 from support.processes import command_lines, descendants, engine_pid_for, left_running, pids_with_arg, running
-from support.runs import assert_every_limit_held, flow_run_id, kill_while_holding, running_task_run, server_text, trigger, trigger_at, wait_final, wait_final_at
+from support.runs import TaggedTaskRuns, assert_every_limit_held, flow_run_id, force_state, kill_while_holding, running_task_run, server_text, trigger, trigger_at, wait_final, wait_final_at
 from support.terminal import Terminal
 from support.stack import Stack, linked_data_dir, slot_usage
 
@@ -20,6 +20,6 @@ __all__ = [
     "ROOT", "SERVING", "assert_every_limit_held", "Board", "holding", "rendered_lanes", "watching_board", "CliRun", "command_lines", "left_running", "Terminal", "Fault", "FaultyPartnerApi", "Hit", "Stack", "descendants", "capped_limits", "edited_limits",
     "engine_pid_for", "extract_matches_lake", "file_bytes", "flow_run_id", "free_port", "kill_while_holding", "lake_checksums",
     "linked_data_dir", "listening",
-    "pids_with_arg", "run_cli", "running", "running_task_run", "script", "server_text", "slot_usage", "stop_with_ctrl_c",
+    "pids_with_arg", "run_cli", "running", "running_task_run", "TaggedTaskRuns", "force_state", "script", "server_text", "slot_usage", "stop_with_ctrl_c",
     "table_checksums", "trigger", "trigger_at", "wait_final", "wait_final_at", "wait_for_text",
 ]

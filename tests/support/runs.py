@@ -7,7 +7,7 @@ import os
 import re
 import signal
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -147,6 +147,47 @@ def running_task_run(http: Any, tag: str, flow_run: str | None = None, run_id: U
     made.raise_for_status()
     made_id = UUID(made.json()["id"])
     if expected_start is not None:
-        running = {"state": {"type": "RUNNING"}, "force": True}
-        http.post(f"task_runs/{made_id}/set_state", json=running).raise_for_status()
+        force_state(http, made_id, "RUNNING")
     return made_id
+
+
+def force_state(http: Any, run_id: UUID, state_type: str) -> None:
+    """Put the task run in a state of ``state_type`` (forced: the server's rules for a task's
+    own transitions are not what a test that writes runs by hand is about)."""
+    http.post(f"task_runs/{run_id}/set_state", json={"state": {"type": state_type}, "force": True}).raise_for_status()
+
+
+class TaggedTaskRuns:
+    """Task runs of a tag of their own on the server at ``api_url``, made through its REST
+    API; every one is deleted again when the ``with`` block ends."""
+
+    def __init__(self, api_url: str, prefix: str) -> None:
+        import httpx
+
+        from common.prefect_api import auth_headers
+
+        self.tag = f"{prefix}-{uuid4().hex[:8]}"
+        self.since = datetime.now(timezone.utc) - timedelta(seconds=1)  # before the first of them
+        self.http = httpx.Client(base_url=api_url + "/", headers=auth_headers(), timeout=10)
+        self.made: list[UUID] = []
+
+    def running(self, expected_start: datetime | None = None) -> UUID:
+        self.made.append(running_task_run(self.http, self.tag, expected_start=expected_start))
+        return self.made[-1]
+
+    def completed(self, count: int) -> list[UUID]:
+        ids = [self.running() for _ in range(count)]
+        for run_id in ids:
+            force_state(self.http, run_id, "COMPLETED")
+        return ids
+
+    def delete(self, run_id: UUID) -> None:
+        self.http.delete(f"task_runs/{run_id}").raise_for_status()
+
+    def __enter__(self) -> TaggedTaskRuns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for run_id in self.made:
+            self.http.delete(f"task_runs/{run_id}")  # one a test deleted already answers 404
+        self.http.close()
