@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from uuid import UUID
 
@@ -18,6 +20,7 @@ import pytest
 
 from common.prefect_api import DEFAULT_PORT, PROJECT_API_URL
 from local_server.processes import port_is_free, running
+from slot_tools.ledger import LEDGER_FILE
 from support import (
     ROOT,
     SERVING,
@@ -97,6 +100,10 @@ def test_serve_all_on_its_defaults_serves_the_banner_commands_from_a_fresh_termi
         runs = wait_final_at(PROJECT_API_URL, ids, timeout=300)
         assert {r.state_type for r in runs.values()} == {"COMPLETED"}, terminal.text[-3000:]
         assert "anonymous usage" not in terminal.text, "a telemetry notice reached the terminal"
+        assert (data / LEDGER_FILE).exists(), "serve-all keeps no slot ledger"
+        with closing(sqlite3.connect(data / LEDGER_FILE)) as ledger:  # kept read in the background
+            covered = set(ledger.execute("SELECT server, tag FROM coverage"))
+        assert covered == {(PROJECT_API_URL, "database"), (PROJECT_API_URL, "api")}, covered
 
         # The server and the demo API listen on loopback only.
         assert listening(DEFAULT_PORT) == [f"0100007F:{DEFAULT_PORT:04X}"], listening(DEFAULT_PORT)

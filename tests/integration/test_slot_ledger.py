@@ -10,6 +10,7 @@ Completed: the server sets their start and end times); the ledger settles holds 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -124,3 +125,30 @@ def test_an_unusable_ledger_file_is_named_and_the_history_still_answers(stack: S
     report = json.loads(result.stdout)  # the session's last ten minutes, whatever earlier tests ran
     assert {row["tag"] for row in report["limits"]} == {"database", "api"}
     assert result.returncode == (1 if report["exceeded"] else 0), result.stdout[-2000:]
+
+
+def test_serve_alls_keeper_leaves_a_history_only_the_last_moments_to_read(
+    runs: TaggedTaskRuns, counted_rest, ledger  # type: ignore[no-untyped-def]
+) -> None:
+    """serve-all reads new holds into the ledger in the background, so a history asked for
+    later (the first of the day included) reads nothing the keeper already read."""
+    from slot_tools.ledger import keeping
+
+    since = runs.since
+    runs.completed(3)
+    with keeping(ledger, [runs.tag], every=0.2) as keeper:
+        _wait_for_pass(keeper, after=0)
+        kept, read = _read(ledger, counted_rest, runs.tag, since)
+        assert len(kept) == 3 and read == 0, f"read {read} records the keeper had read"
+        runs.completed(2)
+        _wait_for_pass(keeper, after=keeper.passes + 1)  # one that began after the two were made
+        kept, read = _read(ledger, counted_rest, runs.tag, since)
+    assert kept == _whole(counted_rest, runs.tag, since) and len(kept) == 5
+    assert read == 0, f"read {read} records the keeper had read"
+
+
+def _wait_for_pass(keeper, after: int) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 30
+    while keeper.passes <= after:
+        assert time.monotonic() < deadline, f"the keeper made {keeper.passes} passes in 30 s"
+        time.sleep(0.05)

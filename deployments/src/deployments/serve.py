@@ -63,30 +63,34 @@ def slot_board(registry: Registry, api_url: str, port: int) -> Iterator[str | No
 SERVING = "Your deployments are being served"
 
 
-def serve_packages(up: Started, packages: tuple[str, ...] | None = None, board: bool = True,
-                   auto_repair: bool = False) -> None:
+def serve_packages(up: Started, packages: tuple[str, ...] | None = None, caretakers: bool = True,
+                   auto_repair: bool = True) -> None:
     """Serve the deployments of ``packages`` (default: every flow package) on one Prefect
     runner, as ``prefect.serve`` does, and print what to type next once they are registered.
 
     ``prefect.serve`` itself prints ``$ prefect deployment run [DEPLOYMENT_NAME]``, which a
     fresh terminal cannot run (``prefect`` is this project's environment's, reached with ``uv
     run``); so its Runner, Prefect's public class behind ``serve``, is driven here and the
-    banner is the only instructions printed."""
+    banner is the only instructions printed. ``caretakers`` (serve-all's, not a one-flow
+    server's): the slot board, the slot ledger kept read, and the watchdog (``auto_repair``)."""
     import asyncio
 
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
 
     from deployments.registry import FLOW_PACKAGES, build_deployments, deployment_names
+    from slot_tools.ledger import Ledger, keeping
+    from slot_tools.watchdog import watching
 
     packages = packages or FLOW_PACKAGES
     names = deployment_names(packages)
     with ExitStack() as stack:
-        board_url = stack.enter_context(slot_board(up.registry, up.api_url, up.settings.board_port)) if board else None
-        if auto_repair:
-            from slot_tools.watchdog import watching
-
-            stack.enter_context(watching(up.registry, up.api_url))
+        board_url = None
+        if caretakers:  # serve-all's own: the board, the slot ledger kept read, leaked slots freed
+            board_url = stack.enter_context(slot_board(up.registry, up.api_url, up.settings.board_port))
+            stack.enter_context(keeping(Ledger.in_data_dir(up.api_url), up.registry.tag_limits()))
+            if auto_repair:
+                stack.enter_context(watching(up.registry, up.api_url))
         runner = Runner(pause_on_shutdown=True, limit=None)
         for deployment in build_deployments(packages):
             runner.add_deployment(deployment)

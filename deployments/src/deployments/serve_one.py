@@ -27,7 +27,7 @@ def serve_one(package: str, command: str, no_sync: bool = False) -> None:
     """Serve the deployment of one flow package against the shared server."""
     install_stop_signals()
     with started(command, "shared", sync=not no_sync) as up, user_errors():
-        serve_packages(up, (package,), board=False)
+        serve_packages(up, (package,), caretakers=False)
 
 
 def _app(package: str, command: str) -> typer.Typer:

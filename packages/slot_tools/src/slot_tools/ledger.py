@@ -10,12 +10,17 @@ server's own count of the tag's task runs that started between the window's star
 horizon (one ``POST /task_runs/count``) must equal the ledger's. A wiped or replaced server, a
 deleted run or a record that reached the server late changes that count, and the tag is read
 whole again. The ledger is a cache: deleting the file loses nothing.
+
+serve-all keeps it up to date in the background (:func:`keeping`, a pass a minute over the
+last day), so on a served stack even the first ``slots history`` of the day reads only the
+last few minutes from the server.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -24,7 +29,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from common.logs import get_logger
 from common.prefect_rest import PrefectRest
+from local_server.threads import in_background
 from slot_tools.history import Interval, read_intervals
 
 # Holds that started this close to now are always read again: a task-run record reaches the
@@ -33,6 +40,10 @@ SETTLING = timedelta(minutes=5)
 LEDGER_FILE = "slot-ledger.sqlite"  # in the data folder
 RETAINED = timedelta(days=7)  # holds kept from before the window asked for, then dropped
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+KEPT_WINDOW = timedelta(days=1)  # what serve-all keeps read: `slots history --since` up to 1d
+KEEP_EVERY_SECONDS = 60.0
+
+log = get_logger("ledger")
 
 
 @cache
@@ -74,6 +85,13 @@ class Ledger:
         self.path = path
         self.server = server.rstrip("/")
         self.settling = settling
+
+    @classmethod
+    def in_data_dir(cls, server: str) -> Ledger:
+        """The project's ledger (``<data>/slot-ledger.sqlite``), the one ``slots history`` reads."""
+        from common.settings import get_settings
+
+        return cls(get_settings().data_dir / LEDGER_FILE, server)  # type: ignore[operator]
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -123,3 +141,39 @@ class Ledger:
     def _interval(tag: str, r: tuple[Any, ...]) -> Interval:
         return Interval(tag=tag, task_run_id=r[0], task_run=r[1], flow=r[2], flow_run_id=r[3],
                         pending_at=None if r[4] is None else _at(r[4]), start=_at(r[5]), end=_at(r[6]), state=r[7])
+
+
+class Keeper:
+    """Reads each tag's new holds into a ledger, one pass every ``every`` seconds."""
+
+    def __init__(self, ledger: Ledger, tags: Iterable[str], window: timedelta = KEPT_WINDOW) -> None:
+        self.ledger = ledger
+        self.tags = list(tags)
+        self.window = window
+        self.passes = 0
+
+    def tick(self) -> None:
+        """One pass: each tag read through the ledger over the last ``window``."""
+        with PrefectRest(self.ledger.server) as rest:
+            for tag in self.tags:
+                now = datetime.now(timezone.utc)
+                self.ledger.read(rest, tag, now - self.window, now)
+        self.passes += 1
+
+    def run(self, stop: threading.Event, every: float = KEEP_EVERY_SECONDS) -> None:
+        """A pass at once, then one every ``every`` seconds until ``stop`` is set."""
+        while True:
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - a server restarting or a locked file: next pass
+                log.debug(f"slot ledger: pass skipped ({type(exc).__name__}: {exc})")
+            if stop.wait(every):
+                return
+
+
+@contextmanager
+def keeping(ledger: Ledger, tags: Iterable[str], every: float = KEEP_EVERY_SECONDS) -> Iterator[Keeper]:
+    """The ledger kept up to date in a background thread while the block runs."""
+    keeper = Keeper(ledger, tags)
+    with in_background(lambda stop: keeper.run(stop, every), "slot-ledger", join_timeout=5):
+        yield keeper

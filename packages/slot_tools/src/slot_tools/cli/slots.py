@@ -113,9 +113,8 @@ def history(
     import sqlite3
 
     from common.logs import configure_logging
-    from common.settings import get_settings
     from slot_tools.history import read_window, summarize, window_of
-    from slot_tools.ledger import LEDGER_FILE, Ledger
+    from slot_tools.ledger import Ledger
     from slot_tools.render import render_history
     from slot_tools.timeline import render_html
 
@@ -134,7 +133,7 @@ def history(
         with PrefectRest(api_url) as rest:
             window = None
             if since is not None and not flow_run_ids:  # a stretch of time: settled holds kept locally
-                ledger = Ledger(get_settings().data_dir / LEDGER_FILE, api_url)  # type: ignore[operator]
+                ledger = Ledger.in_data_dir(api_url)
                 try:
                     window = window_of([iv for tag in limits for iv in ledger.read(rest, tag, since, now)], since, now)
                 except sqlite3.Error as exc:  # a cache that cannot be used: read the server whole
