@@ -3,7 +3,8 @@
 The environment is pinned here, at import, before any test module imports Prefect: every
 process of the session (this one, served flow runs, CLI subprocesses) talks to the same
 server, configured exactly as serve-all configures it (``local_server.prefect_server``).
-This file only pins the environment and provides fixtures; helpers live in ``support``.
+This file only pins the environment, provides fixtures and prints, after the run, where the
+slowest tests say their time went; helpers live in ``support``.
 """
 
 from __future__ import annotations
@@ -105,3 +106,13 @@ def rest(stack: Stack):  # type: ignore[no-untyped-def]
 
     with PrefectRest(stack.api_url) as reader:
         yield reader
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The phases a test recorded (``record_property("phases", ...)``): a slow run in CI
+    says which step waited, without ``-s``."""
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.getreports(outcome):
+            for name, value in report.user_properties:
+                if name == "phases":
+                    terminalreporter.write_line(f"{report.nodeid} ({report.duration:.1f} s): {value}")

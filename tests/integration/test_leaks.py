@@ -39,12 +39,20 @@ def _serve(stack: Stack, log: Path, *args: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack, prefect_client, rest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack, prefect_client, rest, tmp_path: Path, record_property) -> None:  # type: ignore[no-untyped-def]
+    began = time.monotonic()
+    phases: list[str] = []
+
+    def phase(name: str) -> None:  # where the test's time goes, printed at the end
+        phases.append(f"{name} {time.monotonic() - began:.1f} s")
+
     serve = _serve(stack, tmp_path / "serve.log", "--no-auto-repair")
+    phase("serving")
     try:
         # 1. Kill ingest mid-run: flagged by the inspector, reports still completes.
         runs, held_since = kill_while_holding(prefect_client, rest, serve.pid, ("ingest/local",), ("reports/local",))
         killed = datetime.now(timezone.utc)
+        phase("killed")
         ingest = runs["ingest/local"]
         crashed = wait_final(prefect_client, [ingest], timeout=LEASE_SECONDS)[ingest]
         assert crashed.state_type.value == "CRASHED", crashed.state
@@ -61,12 +69,15 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack
                     f"last reading {(datetime.now(timezone.utc) - killed).total_seconds():.1f} s after the kill: {flagged}")
         print("\n" + timeline)
         assert any("tag:database" in a and "CRASHED" in a for a in flagged), f"never flagged the killed run's slots: {timeline}"
+        phase("flagged")
         reports = runs["reports/local"]
         assert wait_final(prefect_client, [reports])[reports].state_type.value == "COMPLETED"
+        phase("reports completed")
 
         # 2. Kill ingest alone (every holder dead: repair never revokes beside a live holder),
         #    then `slots repair --yes` frees them, before their leases could have expired.
         _, held_since = kill_while_holding(prefect_client, rest, serve.pid, ("ingest/local",))
+        phase("killed again")
         result = None
         while datetime.now(timezone.utc) < held_since + timedelta(seconds=LEASE_SECONDS):
             result = run_cli("slots", "repair", "--yes")
@@ -80,8 +91,11 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack
         print(f"repair freed the killed run's slots {left:.1f} s before their leases could expire")
         assert left > 0, "freed by lease expiry"
         assert run_cli("slots", "--check").returncode == 0
+        phase("repaired")
     finally:
         stop_with_ctrl_c(serve)
+        phase("stopped")
+        record_property("phases", ", ".join(phases))
     assert "auto-repair" not in (tmp_path / "serve.log").read_text(), "--no-auto-repair still repaired"
 
 
