@@ -43,7 +43,7 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack
     began = time.monotonic()
     phases: list[str] = []
 
-    def phase(name: str) -> None:  # where the test's time goes, printed at the end
+    def phase(name: str) -> None:  # where the test's time goes, printed after the session
         phases.append(f"{name} {time.monotonic() - began:.1f} s")
 
     serve = _serve(stack, tmp_path / "serve.log", "--no-auto-repair")
