@@ -1,6 +1,6 @@
 """A loop of this process in a background thread while a block runs: the stack's supervisor,
-the slot watchdog, a benchmark's sampler. The loop gets an event and returns once it is set;
-leaving the block sets it and waits (bounded) for the loop to end."""
+the slot watchdog, the slot ledger's keeper, a benchmark's sampler. The loop gets an event
+and returns once it is set; leaving the block sets it and waits (bounded) for the loop to end."""
 
 from __future__ import annotations
 
