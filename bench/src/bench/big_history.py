@@ -148,6 +148,11 @@ def timed_command(args: list[str], env: dict[str, str], repeat: int = 3) -> tupl
     return times, output
 
 
+def said(output: str) -> str:
+    """A command's last line of output: its verdict (``every limit held``, or the error)."""
+    return output.strip().splitlines()[-1] if output.strip() else "(nothing)"
+
+
 def time_board(env: dict[str, str], bin_dir: Path, reads: int = 10) -> list[float]:
     """Latency of the board's data endpoint (what its page fetches every refresh)."""
     port = free_port()
@@ -198,7 +203,7 @@ def _report(api: str, env: dict[str, str]) -> None:
         print(f"{label:<28} {min(times):5.2f} s best, {max(times):5.2f} s worst of {len(times)} "
               f"(goal < {goal:g} s; whole process, Python start included)"
               + (f"; {waiting} waiters named" if args is not history else
-                 f"; it said: {output.strip().splitlines()[-1] if output.strip() else '(nothing)'}"))
+                 f"; it said: {said(output)}"))
     _served_first_history(api, env, history)
     started = time.monotonic()
     subprocess.run([str(bin_dir / "python"), "-c", "import slot_tools.cli"], env=env, check=True)
@@ -222,7 +227,7 @@ def _served_first_history(api: str, env: dict[str, str], history: list[str]) -> 
               "a minute later one reads the last minutes)")
         times, output = timed_command(history, dict(env, ETL_DATA_DIR=data), 1)
         print(f"{'  first history, served':<28} {times[0]:5.2f} s (goal < 10 s); it said: "
-              f"{output.strip().splitlines()[-1] if output.strip() else '(nothing)'}")
+              f"{said(output)}")
 
 
 def main() -> None:
