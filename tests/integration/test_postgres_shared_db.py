@@ -285,3 +285,37 @@ def test_seed_demo_url_leaves_a_seeded_database_alone_and_never_prints_the_passw
     assert "etl:***@" in result.stdout, output
     assert shared_pg.password not in output
     assert shared_pg.table_rows() == before
+
+
+# The queries with a median or a 90th percentile that run on the shared database.
+PERCENTILE_EXTRACTS = ("currencies", "countries", "stores", "warehouses")
+PERCENTILE_REPORTS = ("revenue_by_month", "shipping_performance", "support_backlog",
+                      "return_rate_by_category", "inventory_health")
+
+
+def test_percentiles_from_postgresql_equal_the_duckdb_shops(shared_pg: SharedPostgres, seeded_shop) -> None:  # type: ignore[no-untyped-def]
+    """The same SQL on the same dataset gives the same medians on both engines, to the cent.
+    (With ``percentile_cont`` they differed at half-cent midpoints: PostgreSQL interpolates in
+    a double and the cast rounds, DuckDB cuts the decimal; the middle rows of a sort agree.)"""
+    import duckdb
+
+    from flow_ingest.catalog import extract_query
+    from flow_reports.catalog import report_query
+
+    def percentiles(cursor) -> dict[tuple, dict[str, object]]:  # type: ignore[no-untyped-def,type-arg]
+        names = [d[0] for d in cursor.description]
+        wanted = [i for i, n in enumerate(names) if n.startswith(("median_", "p90_"))]
+        assert wanted, names
+        return {tuple(row[:2]): {names[i]: row[i] for i in wanted} for row in cursor.fetchall()}
+
+    queries = [extract_query(t) for t in PERCENTILE_EXTRACTS] + [report_query(r) for r in PERCENTILE_REPORTS]
+    shop = duckdb.connect(str(seeded_shop.path), read_only=True)
+    try:
+        with shared_pg.superuser_connect("shop") as pg:
+            for sql_text in queries:
+                on_pg = percentiles(pg.execute(sql_text))
+                on_duckdb = percentiles(shop.execute(sql_text))
+                assert len(on_pg) >= 10
+                assert on_pg == on_duckdb, sql_text.splitlines()[0]
+    finally:
+        shop.close()

@@ -1,10 +1,11 @@
 """Exact medians and distinct counts within a DuckDB memory budget: which SQL shape spills.
 
-The roll-ups and reports compute exact medians (``percentile_cont(0.5) WITHIN GROUP``) and
-distinct counts (``count(DISTINCT ...)``): holistic aggregates, whose values DuckDB keeps
-whole per group, so a budget below them fails with ``Out of Memory Error`` (bench/RESULTS.md,
-"The data path at scale"). The same figures from a sort per group and a DISTINCT are
-operators DuckDB spills to disk, in SQL that PostgreSQL runs too. This runs both shapes of
+The roll-ups and reports computed exact medians with ``percentile_cont(0.5) WITHIN GROUP``
+and distinct counts with ``count(DISTINCT ...)``; the first is a holistic aggregate, whose
+values DuckDB keeps whole per group, so a budget below them fails with ``Out of Memory
+Error`` (bench/RESULTS.md, "The data path at scale"). The same figures from a sort per group
+and a DISTINCT are operators DuckDB spills to disk, in SQL that PostgreSQL runs too; this
+measurement is why the flows' SQL now takes its medians that way. This runs both shapes of
 one roll-up (order lines by currency: distinct products sold, median unit price) on a seeded
 shop under each budget, each run in a process of its own (one thread, a spill folder):
 time, peak RSS, and whether the answers equal the aggregate's.

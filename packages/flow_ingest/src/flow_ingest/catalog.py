@@ -4,7 +4,8 @@ enrichments of the lake datasets that join the partner's reference data (``sql/e
 Dimension extracts ship the conformed attributes plus activity roll-ups from the facts (a
 "customer 360" style snapshot); fact extracts denormalise the dimensions analysts always
 join and add derived columns. Each ends with ORDER BY its key, so a lake file written from it
-is byte-for-byte reproducible. Table names reach a file path only after
+is byte-for-byte reproducible. Their medians come from the middle rows of a sort, not from
+``percentile_cont`` (why: ``flow_reports.catalog``). Table names reach a file path only after
 :func:`common.check_table` found them in the allowlist; values are never interpolated.
 """
 

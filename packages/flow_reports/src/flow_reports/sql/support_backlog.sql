@@ -10,33 +10,69 @@ WITH late AS (
 ), history AS (
     SELECT customer_id, count(*) AS orders_of_customer
     FROM orders GROUP BY customer_id
+), ticket_rows AS (
+    SELECT t.priority, t.category, t.status, t.first_response_ts, t.satisfaction_score,
+           t.customer_id, t.order_id, t.agent_name, cu.country_code,
+           late.order_id IS NOT NULL AS after_late_delivery,
+           ret.order_id IS NOT NULL AS after_return,
+           pc.tickets_of_customer, h.orders_of_customer,
+           EXTRACT(EPOCH FROM (t.first_response_ts - t.opened_ts)) / 3600 AS hours_to_response,
+           EXTRACT(EPOCH FROM (t.resolved_ts - t.opened_ts)) / 3600 AS hours_to_resolution
+    FROM support_tickets t
+    JOIN customers cu ON cu.customer_id = t.customer_id
+    JOIN per_customer pc ON pc.customer_id = t.customer_id
+    LEFT JOIN history h ON h.customer_id = t.customer_id
+    LEFT JOIN late ON late.order_id = t.order_id
+    LEFT JOIN returned ret ON ret.order_id = t.order_id
+), response_median AS (
+    -- the middle rows of a sort per group, as a percentile (why: flow_reports.catalog)
+    SELECT priority, category,
+           CAST(min(hours_to_response) + (max(hours_to_response) - min(hours_to_response))
+                * (max(pos) - floor(max(pos))) AS DECIMAL(10, 2))
+               AS median_hours_to_first_response
+    FROM (SELECT priority, category, hours_to_response,
+                 row_number() OVER (PARTITION BY priority, category ORDER BY hours_to_response) AS rn,
+                 CAST(count(*) OVER (PARTITION BY priority, category) - 1 AS FLOAT8) * 0.5 AS pos
+          FROM ticket_rows WHERE hours_to_response IS NOT NULL) AS ranked
+    WHERE rn IN (floor(pos) + 1, ceil(pos) + 1)
+    GROUP BY priority, category
+), resolution_p90 AS (
+    SELECT priority, category,
+           CAST(min(hours_to_resolution) + (max(hours_to_resolution) - min(hours_to_resolution))
+                * (max(pos) - floor(max(pos))) AS DECIMAL(10, 2)) AS p90_hours_to_resolution
+    FROM (SELECT priority, category, hours_to_resolution,
+                 row_number() OVER (PARTITION BY priority, category ORDER BY hours_to_resolution) AS rn,
+                 CAST(count(*) OVER (PARTITION BY priority, category) - 1 AS FLOAT8) * 0.9 AS pos
+          FROM ticket_rows WHERE hours_to_resolution IS NOT NULL) AS ranked
+    WHERE rn IN (floor(pos) + 1, ceil(pos) + 1)
+    GROUP BY priority, category
+), totals AS (
+    SELECT priority, category, count(*) AS tickets,
+           count(*) FILTER (WHERE status = 'open') AS open_tickets,
+           count(*) FILTER (WHERE status = 'pending') AS pending_tickets,
+           count(*) FILTER (WHERE first_response_ts IS NULL) AS unanswered,
+           count(*) FILTER (WHERE after_late_delivery) AS after_late_delivery,
+           count(*) FILTER (WHERE after_return) AS after_return,
+           count(*) FILTER (WHERE tickets_of_customer > 1) AS from_repeat_contacts,
+           CAST(avg(coalesce(orders_of_customer, 0)) AS DECIMAL(8, 2))
+               AS avg_orders_of_customer,
+           CAST(avg(satisfaction_score) AS DECIMAL(4, 2)) AS avg_satisfaction,
+           count(DISTINCT customer_id) AS customers,
+           count(DISTINCT order_id) AS orders,
+           count(DISTINCT agent_name) AS agents,
+           count(DISTINCT country_code) AS countries
+    FROM ticket_rows GROUP BY priority, category
 )
-SELECT t.priority, t.category, count(*) AS tickets,
-       count(*) FILTER (WHERE t.status = 'open') AS open_tickets,
-       count(*) FILTER (WHERE t.status = 'pending') AS pending_tickets,
-       count(*) FILTER (WHERE t.first_response_ts IS NULL) AS unanswered,
-       count(*) FILTER (WHERE late.order_id IS NOT NULL) AS after_late_delivery,
-       count(*) FILTER (WHERE ret.order_id IS NOT NULL) AS after_return,
-       count(*) FILTER (WHERE pc.tickets_of_customer > 1) AS from_repeat_contacts,
-       CAST(avg(coalesce(h.orders_of_customer, 0)) AS DECIMAL(8, 2))
-           AS avg_orders_of_customer,
-       CAST(percentile_cont(0.5) WITHIN GROUP (
-            ORDER BY EXTRACT(EPOCH FROM (t.first_response_ts - t.opened_ts)) / 3600)
-            AS DECIMAL(10, 2)) AS median_hours_to_first_response,
-       CAST(percentile_cont(0.9) WITHIN GROUP (
-            ORDER BY EXTRACT(EPOCH FROM (t.resolved_ts - t.opened_ts)) / 3600)
-            AS DECIMAL(10, 2)) AS p90_hours_to_resolution,
-       CAST(avg(t.satisfaction_score) AS DECIMAL(4, 2)) AS avg_satisfaction,
-       count(DISTINCT t.customer_id) AS customers,
-       count(DISTINCT t.order_id) AS orders,
-       count(DISTINCT t.agent_name) AS agents,
-       count(DISTINCT cu.country_code) AS countries
-FROM support_tickets t
-JOIN customers cu ON cu.customer_id = t.customer_id
-JOIN per_customer pc ON pc.customer_id = t.customer_id
-LEFT JOIN history h ON h.customer_id = t.customer_id
-LEFT JOIN late ON late.order_id = t.order_id
-LEFT JOIN returned ret ON ret.order_id = t.order_id
-GROUP BY t.priority, t.category
-ORDER BY CASE t.priority WHEN 'urgent' THEN 1 WHEN 'high' THEN 2
-                         WHEN 'normal' THEN 3 ELSE 4 END, t.category
+SELECT totals.priority, totals.category, totals.tickets, totals.open_tickets,
+       totals.pending_tickets, totals.unanswered, totals.after_late_delivery,
+       totals.after_return, totals.from_repeat_contacts, totals.avg_orders_of_customer,
+       response_median.median_hours_to_first_response,
+       resolution_p90.p90_hours_to_resolution, totals.avg_satisfaction, totals.customers,
+       totals.orders, totals.agents, totals.countries
+FROM totals
+LEFT JOIN response_median ON response_median.priority = totals.priority
+                         AND response_median.category = totals.category
+LEFT JOIN resolution_p90 ON resolution_p90.priority = totals.priority
+                        AND resolution_p90.category = totals.category
+ORDER BY CASE totals.priority WHEN 'urgent' THEN 1 WHEN 'high' THEN 2
+                              WHEN 'normal' THEN 3 ELSE 4 END, totals.category

@@ -6,10 +6,19 @@ WITH store_orders AS (
     SELECT store_id, count(*) AS order_count,
            count(DISTINCT customer_id) AS customer_count,
            sum(total_amount) AS revenue_local,
-           CAST(percentile_cont(0.5) WITHIN GROUP (ORDER BY total_amount)
-                AS DECIMAL(14, 2)) AS median_basket_local,
            min(order_ts) AS first_order_ts, max(order_ts) AS last_order_ts
     FROM store_orders GROUP BY store_id
+), sales_median AS (
+    -- the middle rows of a sort per group, as a percentile (why: flow_ingest.catalog)
+    SELECT store_id,
+           CAST(floor((min(total_amount) + max(total_amount)) * 50) * 0.01 AS DECIMAL(14, 2))
+               AS median_basket_local
+    FROM (SELECT store_id, total_amount,
+                 row_number() OVER (PARTITION BY store_id ORDER BY total_amount) AS rn,
+                 CAST(count(*) OVER (PARTITION BY store_id) - 1 AS FLOAT8) * 0.5 AS pos
+          FROM store_orders WHERE total_amount IS NOT NULL) AS by_basket
+    WHERE rn IN (floor(pos) + 1, ceil(pos) + 1)
+    GROUP BY store_id
 ), assortment AS (
     SELECT so.store_id, count(DISTINCT i.product_id) AS products_sold
     FROM store_orders so JOIN order_items i ON i.order_id = so.order_id
@@ -47,7 +56,7 @@ SELECT s.store_id, s.store_code, s.name, s.store_type, s.country_code,
        s.manager_name, s.phone,
        coalesce(sales.order_count, 0) AS order_count,
        coalesce(sales.customer_count, 0) AS customer_count,
-       coalesce(sales.revenue_local, 0) AS revenue_local, sales.median_basket_local,
+       coalesce(sales.revenue_local, 0) AS revenue_local, sales_median.median_basket_local,
        coalesce(omni.omnichannel_customers, 0) AS omnichannel_customers,
        coalesce(browsing.customer_web_sessions, 0) AS customer_web_sessions,
        coalesce(ranked.units_sold, 0) AS units_sold,
@@ -58,6 +67,7 @@ FROM stores s
 JOIN countries k ON k.country_code = s.country_code
 JOIN regions r ON r.region_id = k.region_id
 LEFT JOIN sales ON sales.store_id = s.store_id
+LEFT JOIN sales_median ON sales_median.store_id = s.store_id
 LEFT JOIN omni ON omni.store_id = s.store_id
 LEFT JOIN browsing ON browsing.store_id = s.store_id
 LEFT JOIN assortment ON assortment.store_id = s.store_id
