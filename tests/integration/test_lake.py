@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,6 +11,7 @@ import duckdb
 import pytest
 
 from common.db import connect
+from common.duckdb_memory import local_duckdb
 from common.lake import (
     copy_query_to_parquet, dataset_path, parquet_rows, publish, remove_staging, staging_dir,
     write_batches_to_parquet,
@@ -52,6 +54,48 @@ def test_each_duckdb_connection_is_its_own_instance_within_its_budget(source_db:
             first.exec_driver_sql("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), count(DISTINCT x) "
                                   "FROM (SELECT random() AS x FROM range(40000000))").one()
     assert list((settings.data_dir / "spill").iterdir()) == []  # type: ignore[operator]
+
+
+def test_lake_steps_of_one_process_take_turns_and_a_slots_conversion_does_not_wait(tmp_path: Path) -> None:
+    """A process holds one lake-step instance at a time (each is a memory budget); the DuckDB
+    an extract opens while it holds a ``database`` slot does not queue behind them."""
+    settings = Settings(data_dir=tmp_path / "data")
+    lock = threading.Lock()
+    active: list[int] = [0]
+    most: list[int] = [0]
+    first_in, release, conversion_in = threading.Event(), threading.Event(), threading.Event()
+
+    def lake_step(stays: threading.Event) -> None:
+        with local_duckdb(settings) as con:
+            with lock:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            con.execute("SELECT sum(range) FROM range(100000)").fetchone()
+            first_in.set()
+            stays.wait(30)  # the first step stays until the conversion got in; the others a moment
+            with lock:
+                active[0] -= 1
+
+    def conversion() -> None:
+        with local_duckdb(settings, queue=False) as con:
+            con.execute("SELECT 1").fetchone()
+            conversion_in.set()
+
+    moment = threading.Event()
+    threads = [threading.Thread(target=lake_step, args=(release,))]
+    threads[0].start()
+    assert first_in.wait(30)
+    threads += [threading.Thread(target=lake_step, args=(moment,)) for _ in range(2)]
+    threads.append(threading.Thread(target=conversion))
+    for t in threads[1:]:
+        t.start()
+    assert conversion_in.wait(30), "the conversion waited for the lake step"
+    release.set()
+    threading.Timer(0.5, moment.set).start()  # without turns, the other two steps overlap meanwhile
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert most[0] == 1
 
 
 def test_generic_batches_keep_types_and_every_row(tmp_path: Path) -> None:

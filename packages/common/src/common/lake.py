@@ -175,7 +175,7 @@ def csv_to_parquet(source: Path, columns: Sequence[str], types: Sequence[str], t
     """A headerless CSV (unquoted empty field = NULL, ``""`` = empty string) as Parquet."""
     if len(set(columns)) != len(columns):
         raise ValueError(f"the query returns duplicate column names: {', '.join(columns)}")
-    with local_duckdb() as con:
+    with local_duckdb(queue=False) as con:
         con.sql(
             "SELECT * FROM read_csv(?, columns = ?, header = false, auto_detect = false, "
             "delim = ',', quote = '\"', escape = '\"', allow_quoted_nulls = false)",
