@@ -8,20 +8,31 @@ WITH valid AS (
     SELECT cohort_month, count(*) AS cohort_size FROM firsts GROUP BY cohort_month
 ), units AS (
     SELECT order_id, sum(quantity) AS units FROM order_items GROUP BY order_id
+), activity AS NOT MATERIALIZED (
+    -- each use below reads it afresh: held in memory for all of them (DuckDB's way with a CTE
+    -- used twice), it outgrew the DuckDB budget at scale 10
+    SELECT f.cohort_month,
+           CAST((EXTRACT(YEAR FROM v.month) - EXTRACT(YEAR FROM f.cohort_month)) * 12
+                + EXTRACT(MONTH FROM v.month) - EXTRACT(MONTH FROM f.cohort_month)
+                AS INTEGER) AS months_since_first,
+           v.customer_id, u.units
+    FROM valid v
+    JOIN firsts f ON f.customer_id = v.customer_id
+    JOIN units u ON u.order_id = v.order_id
+), active AS (
+    -- a DISTINCT, then counted: count(DISTINCT ...) held every customer of the aggregate at
+    -- once (over 160MB of DuckDB at scale 10)
+    SELECT cohort_month, months_since_first, count(*) AS active_customers
+    FROM (SELECT DISTINCT cohort_month, months_since_first, customer_id FROM activity) AS seen
+    GROUP BY cohort_month, months_since_first
+), totals AS (
+    SELECT cohort_month, months_since_first, count(*) AS orders, sum(units) AS units
+    FROM activity GROUP BY cohort_month, months_since_first
 )
-SELECT f.cohort_month,
-       CAST((EXTRACT(YEAR FROM v.month) - EXTRACT(YEAR FROM f.cohort_month)) * 12
-            + EXTRACT(MONTH FROM v.month) - EXTRACT(MONTH FROM f.cohort_month)
-            AS INTEGER) AS months_since_first,
-       s.cohort_size,
-       count(DISTINCT v.customer_id) AS active_customers,
-       count(*) AS orders,
-       sum(u.units) AS units,
-       CAST(100.0 * count(DISTINCT v.customer_id) / s.cohort_size AS DECIMAL(6, 2))
-           AS retention_pct
-FROM valid v
-JOIN firsts f ON f.customer_id = v.customer_id
-JOIN sized s ON s.cohort_month = f.cohort_month
-JOIN units u ON u.order_id = v.order_id
-GROUP BY f.cohort_month, 2, s.cohort_size
-ORDER BY f.cohort_month, months_since_first
+SELECT t.cohort_month, t.months_since_first, s.cohort_size, a.active_customers, t.orders,
+       t.units,
+       CAST(100.0 * a.active_customers / s.cohort_size AS DECIMAL(6, 2)) AS retention_pct
+FROM totals t
+JOIN active a ON a.cohort_month = t.cohort_month AND a.months_since_first = t.months_since_first
+JOIN sized s ON s.cohort_month = t.cohort_month
+ORDER BY t.cohort_month, t.months_since_first

@@ -3,7 +3,9 @@ WITH firsts AS (
     FROM orders WHERE status <> 'cancelled' GROUP BY customer_id
 ), units AS (
     SELECT order_id, sum(quantity) AS units FROM order_items GROUP BY order_id
-), sold AS (
+), sold AS NOT MATERIALIZED (
+    -- each use below reads it afresh: held in memory for all of them (DuckDB's way with a CTE
+    -- used twice), it outgrew the DuckDB budget at scale 10
     SELECT CAST(date_trunc('month', o.order_ts) AS DATE) AS month, o.currency, o.customer_id,
            o.order_ts = f.first_order_ts AS is_first, u.units, o.subtotal,
            o.discount_amount, o.shipping_fee, o.total_amount

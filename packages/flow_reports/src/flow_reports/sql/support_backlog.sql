@@ -10,7 +10,9 @@ WITH late AS (
 ), history AS (
     SELECT customer_id, count(*) AS orders_of_customer
     FROM orders GROUP BY customer_id
-), ticket_rows AS (
+), ticket_rows AS NOT MATERIALIZED (
+    -- each use below reads it afresh: held in memory for all of them (DuckDB's way with a CTE
+    -- used twice), it outgrew the DuckDB budget at scale 10
     SELECT t.priority, t.category, t.status, t.first_response_ts, t.satisfaction_score,
            t.customer_id, t.order_id, t.agent_name, cu.country_code,
            late.order_id IS NOT NULL AS after_late_delivery,
@@ -56,20 +58,47 @@ WITH late AS (
            count(*) FILTER (WHERE tickets_of_customer > 1) AS from_repeat_contacts,
            CAST(avg(coalesce(orders_of_customer, 0)) AS DECIMAL(8, 2))
                AS avg_orders_of_customer,
-           CAST(avg(satisfaction_score) AS DECIMAL(4, 2)) AS avg_satisfaction,
-           count(DISTINCT customer_id) AS customers,
-           count(DISTINCT order_id) AS orders,
-           count(DISTINCT agent_name) AS agents,
-           count(DISTINCT country_code) AS countries
+           CAST(avg(satisfaction_score) AS DECIMAL(4, 2)) AS avg_satisfaction
     FROM ticket_rows GROUP BY priority, category
+), ticket_customers AS (
+    -- a DISTINCT each, then counted: four count(DISTINCT ...) in one aggregate held all
+    -- their values at once (over 192MB of DuckDB at scale 10)
+    SELECT priority, category, count(*) AS n
+    FROM (SELECT DISTINCT priority, category, customer_id FROM ticket_rows
+          WHERE customer_id IS NOT NULL) AS seen
+    GROUP BY priority, category
+), ticket_orders AS (
+    SELECT priority, category, count(*) AS n
+    FROM (SELECT DISTINCT priority, category, order_id FROM ticket_rows
+          WHERE order_id IS NOT NULL) AS seen
+    GROUP BY priority, category
+), ticket_agents AS (
+    SELECT priority, category, count(*) AS n
+    FROM (SELECT DISTINCT priority, category, agent_name FROM ticket_rows
+          WHERE agent_name IS NOT NULL) AS seen
+    GROUP BY priority, category
+), ticket_countries AS (
+    SELECT priority, category, count(*) AS n
+    FROM (SELECT DISTINCT priority, category, country_code FROM ticket_rows
+          WHERE country_code IS NOT NULL) AS seen
+    GROUP BY priority, category
 )
 SELECT totals.priority, totals.category, totals.tickets, totals.open_tickets,
        totals.pending_tickets, totals.unanswered, totals.after_late_delivery,
        totals.after_return, totals.from_repeat_contacts, totals.avg_orders_of_customer,
        response_median.median_hours_to_first_response,
-       resolution_p90.p90_hours_to_resolution, totals.avg_satisfaction, totals.customers,
-       totals.orders, totals.agents, totals.countries
+       resolution_p90.p90_hours_to_resolution, totals.avg_satisfaction,
+       coalesce(ticket_customers.n, 0) AS customers, coalesce(ticket_orders.n, 0) AS orders,
+       coalesce(ticket_agents.n, 0) AS agents, coalesce(ticket_countries.n, 0) AS countries
 FROM totals
+LEFT JOIN ticket_customers ON ticket_customers.priority = totals.priority
+                           AND ticket_customers.category = totals.category
+LEFT JOIN ticket_orders ON ticket_orders.priority = totals.priority
+                        AND ticket_orders.category = totals.category
+LEFT JOIN ticket_agents ON ticket_agents.priority = totals.priority
+                        AND ticket_agents.category = totals.category
+LEFT JOIN ticket_countries ON ticket_countries.priority = totals.priority
+                           AND ticket_countries.category = totals.category
 LEFT JOIN response_median ON response_median.priority = totals.priority
                          AND response_median.category = totals.category
 LEFT JOIN resolution_p90 ON resolution_p90.priority = totals.priority
