@@ -53,14 +53,20 @@ def run_one(shape: str, budget: str, database: Path) -> dict[str, object]:
             "rows": rows, "error": error}
 
 
+def check_shop(database: Path) -> None:
+    """Exit with the command that seeds ``database`` when it is not a file (this bench's and
+    bench.query_budgets' argument)."""
+    if not database.is_file():
+        raise SystemExit(f"error: {database} is not a DuckDB file: seed one with "
+                         f"`uv run seed-demo --scale 10 --path {database}`")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("database", type=Path, help="a seeded demo shop (DuckDB file)")
     parser.add_argument("--one", nargs=2, metavar=("SHAPE", "BUDGET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if not args.database.is_file():
-        raise SystemExit(f"error: {args.database} is not a DuckDB file: seed one with "
-                         f"`uv run seed-demo --scale 10 --path {args.database}`")
+    check_shop(args.database)
     if args.one:
         print(json.dumps(run_one(*args.one, args.database)))
         return

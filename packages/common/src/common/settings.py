@@ -57,9 +57,10 @@ class Settings(BaseSettings):
     board_port: int = Field(default=4280, description="Port of the live slot board on 127.0.0.1.")
     demo_scale: int = Field(default=1, ge=1)
     duckdb_memory_limit: str = Field(
-        default="512MB", pattern=r"^[0-9]+(\.[0-9]+)? ?([KMGT]i?B)$",
+        default="160MB", pattern=r"^[0-9]+(\.[0-9]+)? ?([KMGT]i?B)$",
         description="Memory of each DuckDB instance a flow run opens (one per database slot it holds, "
-        "one per lake step), e.g. 512MB or 1GiB; beyond it DuckDB spills to <data>/spill.",
+        "one for its lake steps, which take turns), e.g. 160MB or 1GiB; beyond it DuckDB spills to "
+        "<data>/spill. At the demo's scale 10 every query answers within 160MB (bench/RESULTS.md).",
     )
     demo_api_ticks_per_day: int | None = Field(
         default=None, ge=0,
