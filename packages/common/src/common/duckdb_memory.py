@@ -3,9 +3,9 @@
 DuckDB's default budget is 80% of the machine's RAM for each instance, and a flow run opens
 several: one per ``database`` slot it holds (each connection to the shared DuckDB file is an
 in-memory instance that attaches the file, see :func:`common.db.connect`) and one for its
-lake steps, which take turns. With the default, a run's memory grows with the data (bench/RESULTS.md: 6.1 GiB for
-ingest at demo scale 10); with ``ETL_DUCKDB_MEMORY_LIMIT`` each instance spills its sorts,
-joins and aggregates to disk instead. One folder per instance: two instances spilling into
+lake steps, which take turns. With DuckDB's default, a run's memory grows with the data
+(bench/RESULTS.md: 6.1 GiB for ingest at demo scale 10); with ``ETL_DUCKDB_MEMORY_LIMIT``
+each instance spills its sorts, joins and aggregates to disk instead. One folder per instance: two instances spilling into
 the same folder would write the same file names.
 """
 

@@ -42,8 +42,9 @@ WITH positions AS (
     FROM (SELECT warehouse_id, days,
                  row_number() OVER (PARTITION BY warehouse_id ORDER BY days) AS rn,
                  CAST(count(*) OVER (PARTITION BY warehouse_id) - 1 AS FLOAT8) * 0.9 AS pos
-          FROM (SELECT warehouse_id, EXTRACT(EPOCH FROM (delivered_ts - shipped_ts)) / 86400 AS days
-                FROM shipments) AS trips
+          FROM (SELECT sh.warehouse_id,
+                       EXTRACT(EPOCH FROM (sh.delivered_ts - sh.shipped_ts)) / 86400 AS days
+                FROM shipments sh JOIN orders o ON o.order_id = sh.order_id) AS trips
           WHERE days IS NOT NULL) AS ranked
     WHERE rn IN (floor(pos) + 1, ceil(pos) + 1)
     GROUP BY warehouse_id
