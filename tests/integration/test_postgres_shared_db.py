@@ -287,10 +287,11 @@ def test_seed_demo_url_leaves_a_seeded_database_alone_and_never_prints_the_passw
     assert shared_pg.table_rows() == before
 
 
-# The queries with a median or a 90th percentile that run on the shared database.
+# Queries with percentiles: the four whose decimal medians differed between the engines with
+# percentile_cont, and one with a median and a 90th percentile of doubles. (Each costs PostgreSQL
+# 1-4 s at scale 1; tests/unit/test_medians.py checks the rest against DuckDB's percentile_cont.)
 PERCENTILE_EXTRACTS = ("currencies", "countries", "stores", "warehouses")
-PERCENTILE_REPORTS = ("revenue_by_month", "shipping_performance", "support_backlog",
-                      "return_rate_by_category", "inventory_health")
+PERCENTILE_REPORTS = ("revenue_by_month",)
 
 
 def test_percentiles_from_postgresql_equal_the_duckdb_shops(shared_pg: SharedPostgres, seeded_shop) -> None:  # type: ignore[no-untyped-def]

@@ -3,9 +3,7 @@ WITH units AS (
 ), late_returns AS (
     SELECT order_id, count(*) AS n FROM returns
     WHERE reason = 'late delivery' GROUP BY order_id
-), trips AS NOT MATERIALIZED (
-    -- each use below reads it afresh: held in memory for all of them (DuckDB's way with a CTE
-    -- used twice), it outgrew the DuckDB budget at scale 10
+), trips AS (
     SELECT sh.carrier, cu.country_code AS destination_country, u.units, lr.n AS late_returns,
            sh.delivered_ts, sh.promised_date, sh.shipping_cost_eur,
            EXTRACT(EPOCH FROM (sh.shipped_ts - o.order_ts)) / 3600 AS hours_to_ship,
