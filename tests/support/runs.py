@@ -64,16 +64,18 @@ def wait_final_at(api_url: str, ids: list[UUID], timeout: float = 240) -> dict[U
 def kill_while_holding(client: Any, rest: Any, serve_pid: int, kill: tuple[str, ...],
                        also: tuple[str, ...] = ()) -> tuple[dict[str, UUID], datetime]:
     """Trigger the served deployments ``kill`` and ``also``; SIGKILL the runs of ``kill`` (their
-    flow-run processes, children of ``serve_pid``) once each holds a database slot. Returns
+    flow-run processes, children of ``serve_pid``) once each run of both holds a database slot
+    (so a run of ``also`` keeps a lane: it never waits out the killed slots' leases). Returns
     the runs by deployment, and the earliest moment a killed holder could have taken its slot."""
     runs = {name: trigger(client, name) for name in (*kill, *also)}
     targets = {runs[name] for name in kill}
+    awaited = set(runs.values())
     deadline = time.monotonic() + 120
     while True:
         assert time.monotonic() < deadline, "the runs never all held a database slot"
         held = rest.task_runs_by_id(rest.tag_holders("database"))
-        holding = {t.flow_run_id for t in held.values()} & targets
-        if holding == targets:
+        holding = {t.flow_run_id for t in held.values()} & awaited
+        if holding == awaited:
             pids = [engine_pid_for(serve_pid, run) for run in targets]
             if None not in pids:
                 for pid in pids:
