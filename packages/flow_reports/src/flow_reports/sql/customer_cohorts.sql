@@ -9,8 +9,8 @@ WITH valid AS (
 ), units AS (
     SELECT order_id, sum(quantity) AS units FROM order_items GROUP BY order_id
 ), activity AS NOT MATERIALIZED (
-    -- each use below reads it afresh: held in memory for all of them (DuckDB's way with a CTE
-    -- used twice), it outgrew the DuckDB budget at scale 10
+    -- each use below reads it afresh, as in revenue_by_month (where DuckDB held a CTE used
+    -- twice whole and outgrew its budget at scale 10); not measured without it here
     SELECT f.cohort_month,
            CAST((EXTRACT(YEAR FROM v.month) - EXTRACT(YEAR FROM f.cohort_month)) * 12
                 + EXTRACT(MONTH FROM v.month) - EXTRACT(MONTH FROM f.cohort_month)

@@ -1,6 +1,6 @@
 WITH lake_orders AS NOT MATERIALIZED (
-    -- each use below reads it afresh: held in memory for all of them (DuckDB's way with a CTE
-    -- used twice), it outgrew the DuckDB budget at scale 10
+    -- each use below reads it afresh, as in revenue_by_month (where DuckDB held a CTE used
+    -- twice whole and outgrew its budget at scale 10); not measured without it here
     -- exact decimals per row: summing doubles in parallel is not reproducible
     SELECT order_id, customer_id, country_code, order_ts, region,
            CAST(total_amount_eur AS DECIMAL(18, 2)) AS total_amount_eur,
