@@ -26,30 +26,22 @@ WITH units AS (
           FROM trips WHERE hours_to_ship IS NOT NULL) AS ranked
     WHERE rn IN (floor(pos) + 1, ceil(pos) + 1)
     GROUP BY carrier, destination_country
-), transit_median AS (
-    SELECT carrier, destination_country,
+), transit AS (
+    -- one sort for both percentiles of transit days: each fraction q keeps its middle rows
+    SELECT carrier, destination_country, q,
            CAST(min(transit_days) + (max(transit_days) - min(transit_days))
-                * (max(pos) - floor(max(pos))) AS DECIMAL(8, 2)) AS median_transit_days
-    FROM (SELECT carrier, destination_country, transit_days,
-                 row_number() OVER (PARTITION BY carrier, destination_country
-                                    ORDER BY transit_days) AS rn,
-                 CAST(count(*) OVER (PARTITION BY carrier, destination_country) - 1 AS FLOAT8)
-                     * 0.5 AS pos
-          FROM trips WHERE transit_days IS NOT NULL) AS ranked
+                * (max(pos) - floor(max(pos))) AS DECIMAL(8, 2)) AS transit_days
+    FROM (SELECT ranked.carrier, ranked.destination_country, ranked.transit_days, ranked.rn,
+                 fractions.q, ranked.last_rank * fractions.q AS pos
+          FROM (SELECT carrier, destination_country, transit_days,
+                       row_number() OVER (PARTITION BY carrier, destination_country
+                                          ORDER BY transit_days) AS rn,
+                       CAST(count(*) OVER (PARTITION BY carrier, destination_country) - 1
+                            AS FLOAT8) AS last_rank
+                FROM trips WHERE transit_days IS NOT NULL) AS ranked
+          CROSS JOIN (VALUES (0.5), (0.9)) AS fractions (q)) AS at_fraction
     WHERE rn IN (floor(pos) + 1, ceil(pos) + 1)
-    GROUP BY carrier, destination_country
-), transit_p90 AS (
-    SELECT carrier, destination_country,
-           CAST(min(transit_days) + (max(transit_days) - min(transit_days))
-                * (max(pos) - floor(max(pos))) AS DECIMAL(8, 2)) AS p90_transit_days
-    FROM (SELECT carrier, destination_country, transit_days,
-                 row_number() OVER (PARTITION BY carrier, destination_country
-                                    ORDER BY transit_days) AS rn,
-                 CAST(count(*) OVER (PARTITION BY carrier, destination_country) - 1 AS FLOAT8)
-                     * 0.9 AS pos
-          FROM trips WHERE transit_days IS NOT NULL) AS ranked
-    WHERE rn IN (floor(pos) + 1, ceil(pos) + 1)
-    GROUP BY carrier, destination_country
+    GROUP BY carrier, destination_country, q
 ), totals AS (
     SELECT carrier, destination_country, count(*) AS shipments,
            sum(units) AS units,
@@ -63,14 +55,16 @@ WITH units AS (
     FROM trips GROUP BY carrier, destination_country
 )
 SELECT totals.carrier, totals.destination_country, totals.shipments, totals.units,
-       totals.delivered, to_ship.median_hours_to_ship, transit_median.median_transit_days,
-       transit_p90.p90_transit_days, totals.on_time_pct, totals.late_delivery_returns,
+       totals.delivered, to_ship.median_hours_to_ship, transit_median.transit_days AS median_transit_days,
+       transit_p90.transit_days AS p90_transit_days, totals.on_time_pct, totals.late_delivery_returns,
        totals.shipping_cost_eur
 FROM totals
 LEFT JOIN to_ship ON to_ship.carrier = totals.carrier
                  AND to_ship.destination_country = totals.destination_country
-LEFT JOIN transit_median ON transit_median.carrier = totals.carrier
-                        AND transit_median.destination_country = totals.destination_country
-LEFT JOIN transit_p90 ON transit_p90.carrier = totals.carrier
-                     AND transit_p90.destination_country = totals.destination_country
+LEFT JOIN transit transit_median ON transit_median.carrier = totals.carrier
+                                AND transit_median.destination_country = totals.destination_country
+                                AND transit_median.q = 0.5
+LEFT JOIN transit transit_p90 ON transit_p90.carrier = totals.carrier
+                             AND transit_p90.destination_country = totals.destination_country
+                             AND transit_p90.q = 0.9
 ORDER BY totals.carrier, totals.destination_country
