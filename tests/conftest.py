@@ -1,4 +1,5 @@
-"""One real local Prefect server, one demo database and one demo API per test session.
+"""One real local Prefect server, one demo database and one demo API per test session (per
+pytest-xdist worker: each worker is a session of its own, `pyproject.toml`'s addopts).
 
 The environment is pinned here, at import, before any test module imports Prefect: every
 process of the session (this one, served flow runs, CLI subprocesses) talks to the same
@@ -106,6 +107,12 @@ def rest(stack: Stack):  # type: ignore[no-untyped-def]
 
     with PrefectRest(stack.api_url) as reader:
         yield reader
+
+
+def pytest_unconfigure(config) -> None:  # type: ignore[no-untyped-def]
+    """Every process of the run made a session folder at import (the workers' stacks remove
+    their own; pytest-xdist's controller starts none): none is left behind."""
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
