@@ -1,10 +1,12 @@
-"""The benchmark's arithmetic (bench.handoff.metrics) on hand-made task-run records."""
+"""The benchmark's arithmetic (bench.handoff.metrics, bench.handoff_phases.phases) on hand-made
+task-run records and slot events."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 from bench.handoff import Case, metrics
+from bench.handoff_phases import ACQUIRED, RELEASED, phases
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -32,3 +34,19 @@ def test_metrics_catch_an_overrun() -> None:
     case = Case(flows=1, tasks=3, seconds=1.0, limit=2)
     runs = [(at(0), at(1), 0), (at(0.1), at(1.1), 0), (at(0.5), at(1.5), 0)]
     assert metrics(case, runs)["peak"] == 3
+
+
+def test_phases_cut_each_gap_at_the_release_and_the_grant() -> None:
+    # 1 slot, 3 tasks: ends at 1.0 and 2.2; the releases answered 0.05 and 0.1 s after them,
+    # the next grants 0.02 and 0.04 s after those, Running 0.01 s after each grant.
+    runs = [(at(0.0), at(1.0), 0), (at(1.08), at(2.2), 0), (at(2.35), at(3.35), 0)]
+    events = {ACQUIRED: [at(-0.01), at(1.07), at(2.34)], RELEASED: [at(1.05), at(2.3), at(3.4)]}
+    m = phases(1, runs, events)
+    assert (m["release_median_s"], m["grant_median_s"], m["to_running_median_s"]) == (0.075, 0.03, 0.01)
+    assert m["release_p95_s"] <= 0.1 and m["grant_p95_s"] <= 0.04
+
+
+def test_phases_are_left_out_when_an_event_is_missing() -> None:
+    runs = [(at(0.0), at(1.0), 0), (at(1.1), at(2.1), 0)]
+    m = phases(1, runs, {ACQUIRED: [at(0.0), at(1.09)], RELEASED: [at(1.05)]})
+    assert m == {"events_acquired": 2, "events_released": 1}

@@ -7,7 +7,9 @@ with limit L. From the server's own task-run records it computes:
 * utilization: busy slot-seconds / (L * makespan);
 * hand-off gap: with starts and ends sorted, the i-th start after the first L takes the slot
   freed by the i-th end; gap = that start - that end (median, p95, max);
-* peak concurrency (must never exceed L).
+* peak concurrency (must never exceed L);
+* each gap cut in three (release, grant, to Running) from the slot events every flow process
+  emits (``bench.handoff_phases``).
 
 The same run measures the baseline, a local thread pool of L in one flow (no sharing).
 SCHEDULING BENCHMARK ONLY: the task bodies sleep (see ``bench.worker``). The server is
@@ -35,6 +37,7 @@ from typing import Any
 
 import typer
 
+from bench.handoff_phases import phases, slot_events
 from bench.server_load import measured
 from common.prefect_api import prefect_settings, use_api
 from common.prefect_rest import PrefectRest
@@ -150,14 +153,19 @@ def run_case(client: Any, case: Case, timeout: float, server: LocalPrefectServer
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
     tag = f"bench-{uuid.uuid4().hex[:8]}"
-    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=f"tag:{tag}", limit=case.limit))
+    limit_id = client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=f"tag:{tag}", limit=case.limit))
     try:
+        since = datetime.now(timezone.utc)
         with measured(server, str(client.api_url).rstrip("/")) as load:
             shared = [_spawn(["shared", "--tag", tag, "--tasks", str(case.tasks), "--seconds", str(case.seconds)])
                       for _ in range(case.flows)]
             ids = _flow_run_ids(shared, timeout)
-        shared_m = metrics(case, _intervals(client, ids))
+        intervals = _intervals(client, ids)
+        shared_m = metrics(case, intervals)
         shared_m |= load.figures(shared_m["makespan_s"])
+        with PrefectRest(str(client.api_url)) as rest:
+            events = slot_events(rest, limit_id, since, datetime.now(timezone.utc), expected=len(intervals))
+        shared_m |= phases(case.limit, intervals, events)
     finally:
         client.delete_global_concurrency_limit_by_name(f"tag:{tag}")
     local = _spawn(["local", "--tasks", str(case.flows * case.tasks), "--seconds", str(case.seconds),
@@ -174,7 +182,7 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
                         f"{config['slot_wait_cap_s']} s{', ' + config['extra'] if config['extra'] else ''})")
     for col in ("case K,N,d,L", "run", "makespan", "ideal", "efficiency", "utilization",
                 "gap median", "gap p95", "gap max", "ramp", "run +", "peak",
-                "server CPU", "PG CPU", "flows CPU", "limit writes/s", "health p95"):
+                "server CPU", "PG CPU", "flows CPU", "limit writes/s", "health p95", "release|grant|Running"):
         table.add_column(col, justify="right")
     for r in results:
         c = r["case"]
@@ -187,13 +195,20 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
                           f"{m['gap_max_s']}s", f"{m['ramp_s']}s", f"{m['run_overhead_s']}s",
                           f"{m['peak']}/{c['limit']}", _figure(m, "server_cpu_share", " core"),
                           _figure(m, "postgres_cpu_share"), _figure(m, "clients_cpu_share"),
-                          _figure(m, "limit_updates_per_s"), _figure(m, "health_p95_ms", " ms"))
+                          _figure(m, "limit_updates_per_s"), _figure(m, "health_p95_ms", " ms"), _cut(m))
     Console(width=200).print(table)
     print("ramp: first start to the L-th start; run +: mean Running-to-Completed time beyond d;\n"
           "server CPU: the Prefect API's processes, in cores over the makespan (PG CPU: its PostgreSQL;\n"
           "flows CPU: the K flow processes, start-up included); limit writes/s: updates\n"
           "of the limit rows (one per slot request, granted or refused, and per release) over the makespan;\n"
-          "health p95: GET /api/health sampled every 0.25 s during the shared run.")
+          "health p95: GET /api/health sampled every 0.25 s during the shared run;\n"
+          "release|grant|Running: the gap's median cut in three (bench.handoff_phases): a task's end to its\n"
+          "release answered, that to the next grant, that grant to the next Running state.")
+
+
+def _cut(m: dict[str, Any]) -> str:
+    keys = ("release_median_s", "grant_median_s", "to_running_median_s")
+    return "-" if any(k not in m for k in keys) else " | ".join(f"{m[k]}s" for k in keys)
 
 
 def _figure(m: dict[str, Any], key: str, unit: str = "") -> str:
