@@ -5,8 +5,8 @@ For the i-th hand-off (the i-th end and the (L+i)-th start, paired as ``bench.ha
 them), with each kind of time sorted on its own:
 
 * release: the task's Completed state to its client's ``prefect.concurrency-limit.released``
-  event, emitted once the server has answered the release (hooks, the lease keeper's exit and
-  the release round trip);
+  event, emitted once the server has answered the release (hooks, the lease keeper's exit, a
+  new API client opened for the release and its round trip);
 * grant: that release to the next holder's ``prefect.concurrency-limit.acquired`` event,
   emitted once its client has the grant (the waiter's sleep until its next poll, which the
   server's Retry-After decides, and the granted request's round trip);
