@@ -103,13 +103,12 @@ def _flow_run_ids(procs: list[subprocess.Popen[str]], timeout: float) -> list[uu
     return ids
 
 
-def _intervals(client: Any, flow_run_ids: list[uuid.UUID]) -> list[tuple[datetime, datetime, int]]:
+def _intervals(rest: PrefectRest, flow_run_ids: list[uuid.UUID]) -> list[tuple[datetime, datetime, int]]:
     """(start, end, which flow) per finished task run of the given flow runs."""
     from slot_tools.history import wait_until_recorded
 
-    with PrefectRest(str(client.api_url)) as rest:
-        wait_until_recorded(rest, flow_run_ids, timeout=30)
-        runs = rest.task_runs_of(flow_run_ids)
+    wait_until_recorded(rest, flow_run_ids, timeout=30)
+    runs = rest.task_runs_of(flow_run_ids)
     index = {run_id: i for i, run_id in enumerate(flow_run_ids)}
     return [(r.start_time, r.end_time, index[r.flow_run_id]) for r in runs if r.start_time and r.end_time]
 
@@ -154,23 +153,23 @@ def run_case(client: Any, case: Case, timeout: float, server: LocalPrefectServer
 
     tag = f"bench-{uuid.uuid4().hex[:8]}"
     limit_id = client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=f"tag:{tag}", limit=case.limit))
-    try:
-        since = datetime.now(timezone.utc)
-        with measured(server, str(client.api_url).rstrip("/")) as load:
-            shared = [_spawn(["shared", "--tag", tag, "--tasks", str(case.tasks), "--seconds", str(case.seconds)])
-                      for _ in range(case.flows)]
-            ids = _flow_run_ids(shared, timeout)
-        intervals = _intervals(client, ids)
-        shared_m = metrics(case, intervals)
-        shared_m |= load.figures(shared_m["makespan_s"])
-        with PrefectRest(str(client.api_url)) as rest:
+    with PrefectRest(str(client.api_url)) as rest:
+        try:
+            since = datetime.now(timezone.utc)
+            with measured(server, str(client.api_url).rstrip("/")) as load:
+                shared = [_spawn(["shared", "--tag", tag, "--tasks", str(case.tasks), "--seconds", str(case.seconds)])
+                          for _ in range(case.flows)]
+                ids = _flow_run_ids(shared, timeout)
+            intervals = _intervals(rest, ids)
+            shared_m = metrics(case, intervals)
+            shared_m |= load.figures(shared_m["makespan_s"])
             events = slot_events(rest, limit_id, since, datetime.now(timezone.utc), expected=len(intervals))
-        shared_m |= phases(case.limit, intervals, events)
-    finally:
-        client.delete_global_concurrency_limit_by_name(f"tag:{tag}")
-    local = _spawn(["local", "--tasks", str(case.flows * case.tasks), "--seconds", str(case.seconds),
-                    "--workers", str(case.limit)])
-    local_m = metrics(case, _intervals(client, _flow_run_ids([local], timeout)))
+            shared_m |= phases(case.limit, intervals, events)
+        finally:
+            client.delete_global_concurrency_limit_by_name(f"tag:{tag}")
+        local = _spawn(["local", "--tasks", str(case.flows * case.tasks), "--seconds", str(case.seconds),
+                        "--workers", str(case.limit)])
+        local_m = metrics(case, _intervals(rest, _flow_run_ids([local], timeout)))
     return {"case": asdict(case), "shared": shared_m, "local_pool": local_m}
 
 

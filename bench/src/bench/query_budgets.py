@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.holistic_memory import check_shop
 from common.catalog import TABLES
 from common.db import connect
 from common.lake import copy_query_to_parquet
-from bench.holistic_memory import check_shop
 from common.settings import Settings
 from flow_ingest.catalog import extract_query
 from flow_reports.catalog import REPORTS, report_query
