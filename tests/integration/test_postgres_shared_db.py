@@ -114,9 +114,9 @@ def shared_pg() -> Iterator[SharedPostgres]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-# The large tables that need no partner data: their extracts overlap for seconds.
-BIG_PLAIN_TABLES = ("customers", "products", "order_items", "shipments", "returns", "reviews",
-                    "inventory_movements", "web_sessions", "page_views", "support_tickets")
+# Six large tables that need no partner data (120k to 500k rows): with the limit raised they
+# all start at once, and each extract keeps its connection open for a second or more.
+BIG_PLAIN_TABLES = ("customers", "shipments", "returns", "reviews", "web_sessions", "support_tickets")
 
 
 def run_both(env: dict[str, str], logs: Path, *, ingest_only: tuple[str, ...] = ()) -> dict[str, tuple[int, str, float]]:
@@ -208,7 +208,7 @@ def test_a_limit_above_the_roles_cap_gets_connections_refused(
     try:
         synced = run_cli("limits", "sync", env=env)
         assert synced.returncode == 0, synced.stdout + synced.stderr
-        # Ingest alone on the ten large plain tables: more extracts at once than the role allows.
+        # Ingest alone on six large plain tables: more extracts at once than the role allows.
         results = run_both(env, tmp_path / "logs", ingest_only=BIG_PLAIN_TABLES)
     finally:
         restored = run_cli("limits", "sync", "--prune")
