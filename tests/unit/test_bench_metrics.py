@@ -24,7 +24,7 @@ def test_metrics_of_a_known_schedule() -> None:
     assert m["makespan_s"] == 2.5
     assert m["efficiency"] == round(2 / 2.5, 3)
     assert m["utilization"] == round(4 / (2 * 2.5), 3)
-    assert (m["gap_median_s"], m["gap_max_s"]) == (0.2, 0.3)  # gaps 0.1 and 0.3
+    assert (m["gap_median_s"], m["gap_p95_s"], m["gap_max_s"]) == (0.2, 0.29, 0.3)  # gaps 0.1 and 0.3
     assert m["ramp_s"] == 0.2 and m["run_overhead_s"] == 0.0
     assert m["peak"] == 2
     assert [r[0] for r in m["task_runs"]] == [0, 1, 0, 1]

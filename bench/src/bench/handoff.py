@@ -37,7 +37,7 @@ from typing import Any
 
 import typer
 
-from bench.handoff_phases import phases, slot_events
+from bench.handoff_phases import median_p95, phases, slot_events
 from bench.server_load import measured
 from common.prefect_api import prefect_settings, use_api
 from common.prefect_rest import PrefectRest
@@ -125,15 +125,15 @@ def metrics(case: Case, intervals: list[tuple[datetime, datetime, int]]) -> dict
     for _, delta in events:
         current += delta
         peak = max(peak, current)
-    q = statistics.quantiles(gaps, n=20, method="inclusive") if len(gaps) >= 2 else [gaps[0]] * 19 if gaps else [0.0] * 19
+    gap_median, gap_p95 = median_p95(gaps) if gaps else (None, None)
     return {
         "tasks": len(intervals),
         "makespan_s": round(makespan, 3),
         "ideal_s": case.ideal,
         "efficiency": round(case.ideal / makespan, 3),
         "utilization": round(busy / (case.limit * makespan), 3),
-        "gap_median_s": round(statistics.median(gaps), 3) if gaps else None,
-        "gap_p95_s": round(q[18], 3) if gaps else None,
+        "gap_median_s": gap_median,
+        "gap_p95_s": gap_p95,
         "gap_max_s": round(max(gaps), 3) if gaps else None,
         "peak": peak,
         # Where the rest of the makespan goes: the first L slots filling, and each task's

@@ -55,6 +55,13 @@ def slot_events(rest: PrefectRest, limit_id: uuid.UUID, since: datetime, until: 
         time.sleep(0.5)
 
 
+def median_p95(values: list[float]) -> tuple[float, float]:
+    """Median and 95th percentile (inclusive quantiles), rounded to the millisecond; a single
+    value is both. The hand-off gaps (``bench.handoff.metrics``) and their phases use it."""
+    q = statistics.quantiles(values, n=20, method="inclusive") if len(values) >= 2 else values * 19
+    return round(statistics.median(values), 3), round(q[18], 3)
+
+
 def phases(limit: int, intervals: list[tuple[datetime, datetime, int]],
            events: dict[str, list[datetime]]) -> dict[str, Any]:
     """Median and p95 of each phase over the hand-offs, and how many events were read (the
@@ -65,14 +72,13 @@ def phases(limit: int, intervals: list[tuple[datetime, datetime, int]],
     out: dict[str, Any] = {"events_acquired": len(acquired), "events_released": len(released)}
     if len(acquired) != len(starts) or len(released) != len(ends):
         return out
+    handoffs = range(len(ends) - limit)
     cuts = {
-        "release": [(released[i] - ends[i]).total_seconds() for i in range(len(ends) - limit)],
-        "grant": [(acquired[limit + i] - released[i]).total_seconds() for i in range(len(ends) - limit)],
-        "to_running": [(starts[limit + i] - acquired[limit + i]).total_seconds() for i in range(len(ends) - limit)],
+        "release": [(released[i] - ends[i]).total_seconds() for i in handoffs],
+        "grant": [(acquired[limit + i] - released[i]).total_seconds() for i in handoffs],
+        "to_running": [(starts[limit + i] - acquired[limit + i]).total_seconds() for i in handoffs],
     }
     for name, values in cuts.items():
         if len(values) >= 2:
-            q = statistics.quantiles(values, n=20, method="inclusive")
-            out[f"{name}_median_s"] = round(statistics.median(values), 3)
-            out[f"{name}_p95_s"] = round(q[18], 3)
+            out[f"{name}_median_s"], out[f"{name}_p95_s"] = median_p95(values)
     return out
