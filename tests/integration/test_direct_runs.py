@@ -43,6 +43,11 @@ class DirectIngest:
     held_at_lowering: frozenset[str] = frozenset()
 
 
+def run_summary(stdout: str) -> dict:  # type: ignore[type-arg]
+    """The JSON summary a direct run prints last (after its one-line notes on the demo parts)."""
+    return json.loads(stdout[stdout.index("{"):])  # type: ignore[no-any-return]
+
+
 @pytest.fixture(scope="module")
 def direct_ingest(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DirectIngest]:  # type: ignore[no-untyped-def]
     from common.resources import get_registry, load_registry
@@ -89,7 +94,7 @@ def test_direct_ingest_is_bound_by_the_limit_and_visible_in_slots(direct_ingest:
 
     run_ = direct_ingest
     assert run_.code == 0, run_.err[-3000:]
-    summary = json.loads(run_.out[run_.out.index("{"):])
+    summary = run_summary(run_.out)
     assert len(summary["rows"]) == 22  # 20 tables + 2 reference datasets
     # The limit held, from the server's own records of every task run (not samples)...
     run = UUID(flow_run_id(run_.err))
@@ -152,7 +157,7 @@ def test_reruns_are_idempotent_and_reports_use_the_lake(direct_ingest: DirectIng
     files = {p.stem: p.stat().st_ino for p in lake.glob("*.parquet")}
     second = run_cli("ingest", *(a for t in RERUN_TABLES for a in ("--table", t)), timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    rerun = set(json.loads(second.stdout[second.stdout.index("{"):])["rows"])
+    rerun = set(run_summary(second.stdout)["rows"])
     assert rerun == {*RERUN_TABLES, "ref_fx_rates", "ref_countries"}, rerun
     # Each was published again (a new file renamed into place), with the same content.
     replaced = {p.stem for p in lake.glob("*.parquet") if p.stat().st_ino != files.get(p.stem)}
@@ -161,7 +166,7 @@ def test_reruns_are_idempotent_and_reports_use_the_lake(direct_ingest: DirectIng
 
     reports = run_cli("reports", timeout=300)
     assert reports.returncode == 0, reports.stderr[-3000:]
-    summary = json.loads(reports.stdout[reports.stdout.index("{"):])
+    summary = run_summary(reports.stdout)
     assert summary["skipped"] == {}
     assert set(summary["rows"]) == set(REPORTS)
     folder = get_settings().reports_dir
