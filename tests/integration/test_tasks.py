@@ -11,12 +11,12 @@ from prefect import Task
 
 from common.resources import get_registry
 from support import ROOT
-from common.factories import api_task, database_task, resource_task
+from common.factories import Session, flow_tasks, resource_task
 
 
 
 def test_database_task_carries_the_registry_tag_retries_and_hides_the_connection() -> None:
-    @database_task(name="probe-query")
+    @flow_tasks("probe").database(name="probe-query")
     def probe(connection: object, table: str, limit: int = 5) -> str:
         return table
 
@@ -29,7 +29,7 @@ def test_database_task_carries_the_registry_tag_retries_and_hides_the_connection
 
 
 def test_api_task_uses_the_api_tag() -> None:
-    @api_task(name="probe-call", flow="ingest")
+    @flow_tasks("ingest").api(name="probe-call")
     def probe(api: object) -> None:
         return None
 
@@ -42,10 +42,10 @@ def test_resource_task_passes_the_opened_handle_and_closes_it() -> None:
     @contextmanager
     def handle(resource):  # type: ignore[no-untyped-def]
         events.append(f"open {resource.name}")
-        yield "HANDLE"
+        yield Session("HANDLE", lambda: None)
         events.append("close")
 
-    @resource_task("database", handle, name="probe-handle")
+    @resource_task("database", handle, "probe", name="probe-handle")
     def probe(h: str, x: int) -> str:
         events.append(f"run {h} {x}")
         return h
@@ -92,12 +92,14 @@ def test_bad_sql_fails_at_once_and_a_dropped_connection_is_retried(stack) -> Non
 
     attempts: list[str] = []
 
-    @database_task(name="bad-sql", retry_delay_seconds=0)
+    tasks = flow_tasks("retry-probe")
+
+    @tasks.database(name="bad-sql", retry_delay_seconds=0)
     def bad_sql(connection) -> None:  # type: ignore[no-untyped-def]
         attempts.append("bad-sql")
         connection.execute(text("SELECT * FROM no_such_table"))
 
-    @database_task(name="dropped", retry_delay_seconds=0)
+    @tasks.database(name="dropped", retry_delay_seconds=0)
     def dropped(connection) -> None:  # type: ignore[no-untyped-def]
         attempts.append("dropped")
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
@@ -113,9 +115,10 @@ def test_bad_sql_fails_at_once_and_a_dropped_connection_is_retried(stack) -> Non
     assert attempts.count("dropped") == 1 + retries
 
 
-def test_settle_waits_for_all_and_names_the_root_cause_of_engine_errors() -> None:
+def test_the_scope_waits_for_all_and_names_the_root_cause_of_engine_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A future whose engine raised (Prefect does when the server is unreachable as a task asks
-    for its slot) must not stop the wait for the others; its error is named by root cause."""
+    for its slot) must not stop the wait for the others; its error is named by root cause, and
+    it counts as lost to the control plane (submitted again), not as a failure of its own data."""
     from concurrent.futures import Future
     from uuid import uuid4
 
@@ -123,7 +126,7 @@ def test_settle_waits_for_all_and_names_the_root_cause_of_engine_errors() -> Non
     from prefect.futures import PrefectConcurrentFuture
     from prefect.states import Completed
 
-    from common.outcomes import failure_reason, settle
+    from common.run import Call, RunScope
 
     done: Future[object] = Future()
     done.set_result(Completed())
@@ -137,9 +140,24 @@ def test_settle_waits_for_all_and_names_the_root_cause_of_engine_errors() -> Non
         broken.set_exception(outer)
     later: Future[object] = Future()
     later.set_result(Completed())
-    futures = [PrefectConcurrentFuture(uuid4(), f) for f in (done, broken, later)]
+    scope = RunScope("probe", "run-1", tmp_path, patience=0)
+    scope.calls = [Call(f"call {i}", None, (), {}, PrefectConcurrentFuture(uuid4(), f)) for i, f in enumerate((done, broken, later))]
 
-    errors = settle(futures)
-    assert errors == {futures[1].task_run_id: "ConnectError: All connection attempts failed"}
-    assert failure_reason(futures[1], errors) == "ConnectError: All connection attempts failed"
-    assert failure_reason(futures[2], errors) is None  # waited for, and completed
+    scope.settle()
+    assert [c.failure for c in scope.calls] == [None, "ConnectError: All connection attempts failed", None]
+    assert [c.lost for c in scope.calls] == [None, "ConnectError: All connection attempts failed", None]
+    assert [c.completed for c in scope.calls] == [True, False, True]
+
+
+def test_no_resource_task_can_be_made_without_its_flow() -> None:
+    """A flow binds its name once (``flow_tasks(FLOW)``); nothing in the public surface makes a
+    resource task without one, and a bad name is refused at once."""
+    import common
+    from common.resources import LimitsFileError
+
+    assert {"database_task", "api_task", "resource_task"}.isdisjoint(common.__all__)
+    assert [name for name in common.__all__ if "task" in name.lower()] == ["FlowTasks", "flow_tasks"]
+    with pytest.raises(TypeError):
+        resource_task("database", lambda r: None, name="no-flow")  # type: ignore[call-arg, arg-type]
+    with pytest.raises(LimitsFileError, match="flow name 'Bad Name'"):
+        flow_tasks("Bad Name")

@@ -52,7 +52,8 @@ class FaultyPartnerApi:
 
     @contextmanager
     def serving(self, storage: Path, capacity: int = 10) -> Iterator["FaultyPartnerApi"]:
-        from demo_systems.partner_api import create_app, run_in_thread
+        from demo_systems.partner_api import create_app
+        from slot_tools.asgi import run_in_thread
 
         app = create_app(capacity=capacity, storage_dir=storage)
 

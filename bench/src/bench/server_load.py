@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from local_server.prefect_server import LocalPrefectServer
-from local_server.threads import in_background
+from common.threads import in_background
 
 _TICK = os.sysconf("SC_CLK_TCK")
 LIMITS_TABLE_UPDATES = "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'concurrency_limit_v2'"

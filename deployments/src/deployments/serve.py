@@ -1,10 +1,10 @@
-"""``uv run serve-all``: one command from a fresh machine to both flows served side by side.
+"""``uv run serve-all``: one command from a fresh machine to every flow served side by side.
 
 1. A Prefect server: ``PREFECT_API_URL`` if set, else a local one on 127.0.0.1:4200 (its home
    in the project's data folder, persistent lease storage, no telemetry).
 2. The server's limits made to match ``limits.toml``, then checked (fail closed).
 3. The demo database and demo partner API, unless real ones are configured.
-4. Both deployments on one Prefect runner (what ``prefect.serve`` runs).
+4. The deployment of every declared flow on one Prefect runner (what ``prefect.serve`` runs).
 
 Ctrl-C (or SIGTERM) stops the runner, then the demo API and the server this command started.
 """
@@ -47,7 +47,7 @@ def banner(api_url: str, names: list[str], board_url: str | None = None) -> str:
 @contextmanager
 def slot_board(registry: Registry, api_url: str, port: int) -> Iterator[str | None]:
     """The live slot board on 127.0.0.1 while serving; None (and one line) if its port is taken."""
-    from local_server.asgi import run_in_thread
+    from slot_tools.asgi import run_in_thread
     from slot_tools.board.app import create_board
 
     with ExitStack() as stack:
@@ -63,9 +63,9 @@ def slot_board(registry: Registry, api_url: str, port: int) -> Iterator[str | No
 SERVING = "Your deployments are being served"
 
 
-def serve_packages(up: Started, packages: tuple[str, ...] | None = None, caretakers: bool = True,
-                   auto_repair: bool = True) -> None:
-    """Serve the deployments of ``packages`` (default: every flow package) on one Prefect
+def serve_flows(up: Started, flows: list[str] | None = None, caretakers: bool = True,
+                auto_repair: bool = True) -> None:
+    """Serve the deployments of ``flows`` (default: every declared flow) on one Prefect
     runner, as ``prefect.serve`` does, and print what to type next once they are registered.
 
     ``prefect.serve`` itself prints ``$ prefect deployment run [DEPLOYMENT_NAME]``, which a
@@ -78,12 +78,11 @@ def serve_packages(up: Started, packages: tuple[str, ...] | None = None, caretak
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
 
-    from deployments.registry import FLOW_PACKAGES, build_deployments, deployment_names
+    from deployments.registry import build_deployments, deployment_names
     from slot_tools.ledger import Ledger, keeping
     from slot_tools.watchdog import watching
 
-    packages = packages or FLOW_PACKAGES
-    names = deployment_names(packages)
+    names = deployment_names(flows)
     with ExitStack() as stack:
         board_url = None
         if caretakers:  # serve-all's own: the board, the slot ledger kept read, leaked slots freed
@@ -92,7 +91,7 @@ def serve_packages(up: Started, packages: tuple[str, ...] | None = None, caretak
             if auto_repair:
                 stack.enter_context(watching(up.registry, up.api_url))
         runner = Runner(pause_on_shutdown=True, limit=None)
-        for deployment in build_deployments(packages):
+        for deployment in build_deployments(flows):
             runner.add_deployment(deployment)
         print(banner(up.api_url, names, board_url) + f"\n{SERVING}: {', '.join(names)}\n", flush=True)
         try:
@@ -110,7 +109,7 @@ def serve_all(
     server_db: str = typer.Option("postgres", "--server-db", help="Database of the local Prefect server: postgres (embedded, fast slot hand-off) or sqlite."),
     no_auto_repair: bool = typer.Option(False, "--no-auto-repair", help="Do not free leaked slots automatically (the watchdog); `uv run slots repair` still can."),
 ) -> None:
-    """Serve the ingest and reports deployments side by side on one Prefect server."""
+    """Serve the deployment of every declared flow side by side on one Prefect server."""
     install_stop_signals()
     outcome: dict[str, bool] = {}
     fatal: list[str] = []
@@ -139,7 +138,7 @@ def serve_all(
                         os.kill(os.getpid(), signal.SIGTERM)  # the runner's own graceful stop
 
             threading.Thread(target=drive, name="serve-all-demo", daemon=True).start()
-        serve_packages(up, auto_repair=not no_auto_repair)
+        serve_flows(up, auto_repair=not no_auto_repair)
     if fatal:
         raise SystemExit(1)
     if once and demo and not outcome.get("ok", False):

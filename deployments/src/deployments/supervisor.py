@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from common.logs import get_logger
 from common.prefect_api import not_ready
-from local_server.threads import in_background
+from common.threads import in_background
 
 if TYPE_CHECKING:
     from demo_systems.partner_api.process import DemoApiProcess

@@ -1,72 +1,86 @@
 """``common``: the runtime library every flow imports (and a flow worker installs).
 
-Where things are: the limits registry (``limits.toml`` -> resources -> tags) in
-:mod:`common.resources`; the tagged task factories, where a task gets its tag, in
-:mod:`common.factories`; the fail-closed limits check in :mod:`common.limits_check`; the
-database and partner-API handles in :mod:`common.db` and :mod:`common.api_client`; the lake
-in :mod:`common.lake`; run outcomes (settle futures, one failure line) in :mod:`common.outcomes`.
+What a flow author uses, and nothing else, is importable from here::
 
-The names below are the public surface the flow packages import (``from common import
-database_task``). They are loaded on first use, so a quick command that needs one small
-module (``slots`` answers in about a second) does not pay for importing Prefect.
+    from common import Connection, flow_tasks, run_scope
+
+* :func:`flow_tasks` binds a flow package's name once; its ``database``, ``api`` and ``local``
+  decorators make the tasks (a resource task gets its tag, retries and handle from here).
+* :func:`run_scope` is the scope of one flow run: the fail-closed limits check, the staging
+  folder and its cleanup, and the outcome collector (submit, wait for all, one failure line).
+* :data:`lake` holds the lake's helpers (atomic publish, Parquet, the local DuckDB);
+  ``Connection`` and :class:`PartnerApi` are the handles resource tasks receive.
+
+Everything else in the package (the REST reader, the limits check, the lease guard...) serves
+the other members. The names load on first use, so a quick command that needs one small module
+does not pay for importing Prefect; type checkers and editors read the imports below.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_PUBLIC: dict[str, str] = {
-    # settings and logging
-    "Settings": "common.settings",
-    "get_settings": "common.settings",
-    "configure_logging": "common.logs",
-    "get_logger": "common.logs",
-    # errors a user can fix
-    "UserError": "common.errors",
-    # the limits registry and the fail-closed check
-    "Registry": "common.resources",
-    "Resource": "common.resources",
-    "get_registry": "common.resources",
-    "require_limits": "common.limits_check",
-    # tagged task factories
-    "database_task": "common.factories",
-    "api_task": "common.factories",
-    "local_task": "common.factories",
-    "resource_task": "common.factories",
-    # the shared systems and the lake
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from common import lake
+    from common.api_client import PartnerApi
+    from common.catalog import TABLES, Table, check_table
+    from common.errors import UserError
+    from common.factories import FlowTasks, flow_tasks
+    from common.logs import get_logger
+    from common.run import Call, RunFailed, RunScope, run_scope
+    from common.settings import Settings, get_settings
+
+__all__ = [
+    "TABLES",
+    "Call",
+    "Connection",
+    "FlowTasks",
+    "PartnerApi",
+    "RunFailed",
+    "RunScope",
+    "Settings",
+    "Table",
+    "UserError",
+    "check_table",
+    "flow_tasks",
+    "get_logger",
+    "get_settings",
+    "lake",
+    "run_scope",
+]
+
+_WHERE: dict[str, str] = {
     "TABLES": "common.catalog",
+    "Call": "common.run",
+    "Connection": "sqlalchemy.engine",
+    "FlowTasks": "common.factories",
+    "PartnerApi": "common.api_client",
+    "RunFailed": "common.run",
+    "RunScope": "common.run",
+    "Settings": "common.settings",
+    "Table": "common.catalog",
+    "UserError": "common.errors",
     "check_table": "common.catalog",
-    "backend_name": "common.db",
-    "is_duckdb": "common.db",
-    "local_duckdb": "common.duckdb_memory",
-    "copy_query_to_parquet": "common.lake",
-    "dataset_path": "common.lake",
-    "parquet_rows": "common.lake",
-    "publish": "common.lake",
-    "remove_staging": "common.lake",
-    "staging_dir": "common.lake",
-    "sweep_abandoned_staging": "common.lake",
-    # run outcomes
-    "settle": "common.outcomes",
-    "failed_calls": "common.outcomes",
-    "failure_reason": "common.outcomes",
-    "name_failures": "common.outcomes",
-    # deployments
-    "served_deployment": "common.deploy",
+    "flow_tasks": "common.factories",
+    "get_logger": "common.logs",
+    "get_settings": "common.settings",
+    "run_scope": "common.run",
 }
-
-__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
+    if name == "lake":
+        value: Any = importlib.import_module("common.lake")
+    elif name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+    else:
         raise AttributeError(f"module 'common' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return list(__all__)

@@ -12,11 +12,11 @@ import email.utils
 import json
 import random
 import threading
-import time
 from datetime import date, datetime, time as dtime, timezone
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -144,6 +144,8 @@ class PartnerApi:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
         self._lock = threading.Lock()
+        self._interrupted = threading.Event()
+        self._checks: list[Callable[[], None]] = []
         self._random = random.Random()
         self.attempts = 0
         self.retries = 0
@@ -171,6 +173,15 @@ class PartnerApi:
     def close(self) -> None:
         self._client.close()
 
+    def before_each_request(self, check: Callable[[], None]) -> None:
+        """Run ``check`` before every HTTP attempt (it raises to stop the call)."""
+        self._checks.append(check)
+
+    def interrupt(self) -> None:
+        """Stop from another thread: no new attempt starts, and the connections close."""
+        self._interrupted.set()
+        self._client.close()
+
     # --- requests ---------------------------------------------------------------------
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -187,6 +198,11 @@ class PartnerApi:
         status: int | None = None
         reason = ""
         for attempt in range(1, self.max_attempts + 1):
+            for check in self._checks:
+                check()
+            if self._interrupted.is_set():
+                raise PartnerApiError(f"partner API {method} {path}: interrupted", method=method, path=path,
+                                      status=None, attempts=attempt - 1)
             with self._lock:
                 self.attempts += 1
             try:
@@ -222,7 +238,7 @@ class PartnerApi:
                 "partner_api.retry", method=method, path=path, reason=reason,
                 attempt=attempt, max_attempts=self.max_attempts, wait_s=round(wait, 2),
             )
-            time.sleep(wait)
+            self._interrupted.wait(wait)
 
         unreachable = status is None and "timed out" not in reason
         where = f"partner API at {self.base_url} unreachable: " if unreachable else f"partner API at {self.base_url}: "

@@ -7,6 +7,10 @@ its own queries in ``.sql`` files beside its code (``flow_ingest/sql``, ``flow_r
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator
+
 from common.errors import UserError
 
 DIMENSIONS: tuple[str, ...] = (
@@ -45,3 +49,8 @@ def check_table(name: str) -> str:
     if isinstance(name, str) and name in TABLES:
         return name
     raise UnknownTableError(f"unknown table {name!r}: choose one of {', '.join(TABLES)}")
+
+
+Table = Annotated[str, AfterValidator(check_table)]
+"""A flow parameter's type for a table name: Prefect (and a direct run, before any flow run
+exists) refuses a name outside the allowlist, in :func:`check_table`'s words."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +29,10 @@ from sqlalchemy.pool import NullPool
 
 from common.duckdb_memory import duckdb_config, spill_folder
 from common.errors import UserError
-from common.settings import Settings
+from common.logs import get_logger
+from common.settings import Settings, backend_name
+
+DEFAULT_CONNECT_PATIENCE_SECONDS = 300.0
 
 
 class DatabaseUnavailableError(UserError, RuntimeError):
@@ -41,14 +45,6 @@ def redacted_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable database URL>"
-
-
-def backend_name(url: str) -> str:
-    """``duckdb``, ``postgresql``...; ``unknown`` for a URL SQLAlchemy cannot parse."""
-    try:
-        return make_url(url).get_backend_name()
-    except ArgumentError:
-        return "unknown"
 
 
 def is_duckdb(url: str) -> bool:
@@ -84,6 +80,53 @@ def _statement_guard(connection: Connection, url: str, timeout_seconds: float | 
 
 
 SESSION_END_WAIT_SECONDS = 2.0
+TOO_MANY_CONNECTIONS = "53300"  # PostgreSQL's SQLSTATE for a role (or server) at its connection cap
+CONNECT_RETRY_SECONDS = (0.2, 2.0)  # first and longest pause between connection attempts
+
+
+def interrupter(connection: Connection, url: str) -> Callable[[], None]:
+    """A function that stops the connection's work from another thread: DuckDB's ``interrupt()``;
+    for PostgreSQL over psycopg a cancel request, then the session's socket shut down, so the
+    server ends the session whatever the client was doing. A no-op for other databases."""
+    raw = connection.connection.dbapi_connection
+    backend = backend_name(url)
+    if backend == "duckdb":
+        return getattr(raw, "interrupt", lambda: None)
+    driver = connection.connection.driver_connection
+    if backend != "postgresql" or not hasattr(driver, "pgconn"):
+        return lambda: None
+
+    def stop() -> None:
+        try:
+            driver.cancel()  # type: ignore[union-attr]
+        finally:
+            with socket.socket(fileno=os.dup(driver.pgconn.socket)) as sock:  # type: ignore[union-attr]
+                sock.shutdown(socket.SHUT_RDWR)
+
+    return stop
+
+
+def _role_at_its_cap(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == TOO_MANY_CONNECTIONS
+
+
+def _connection(connector: object, patience: float) -> Connection:
+    """A connection from the connector; while the database refuses one because the role is at
+    its cap, ask again (bounded by ``patience``): a task run holding a ``database`` slot only
+    meets that when a session outside the limit holds a connection, such as one of a holder
+    that lost its slot and has not closed its session yet."""
+    deadline = time.monotonic() + patience
+    pause, longest = CONNECT_RETRY_SECONDS
+    while True:
+        try:
+            return connector.get_connection(begin=False)  # type: ignore[attr-defined, no-any-return]
+        except SQLAlchemyError as exc:
+            if not _role_at_its_cap(exc) or time.monotonic() + pause > deadline:
+                raise
+            get_logger("db").info(f"the database refused a connection ({_first_line(exc)}); asking again in "
+                                  f"{pause:.1f} s", sqlstate=TOO_MANY_CONNECTIONS)
+            time.sleep(pause)
+            pause = min(longest, pause * 2)
 
 
 def _session_end_waiter(connection: Connection) -> Callable[[], None] | None:
@@ -147,7 +190,7 @@ def connect(settings: Settings, timeout_seconds: float | None = None) -> Iterato
         stack.enter_context(connector)
         try:
             connector.get_engine(poolclass=NullPool)  # the connector keeps and reuses this engine
-            connection = connector.get_connection(begin=False)
+            connection = _connection(connector, timeout_seconds or DEFAULT_CONNECT_PATIENCE_SECONDS)
             if is_duckdb(url):
                 connection.exec_driver_sql(f"ATTACH {sql_literal(make_url(url).database or '')} AS shared (READ_ONLY)")
                 connection.exec_driver_sql("USE shared")

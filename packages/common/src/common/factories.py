@@ -1,20 +1,23 @@
-"""Tagged task factories: the only way flows get tasks that touch a shared resource.
+"""Tagged task factories: the only way a flow gets tasks that touch a shared resource.
 
-A factory turns a plain function into a Prefect task that
+A flow package binds its name once (``tasks = flow_tasks(FLOW)``) and decorates its functions
+with ``@tasks.database(name=...)``, ``@tasks.api(name=...)`` or ``@tasks.local(name=...)``.
+A resource task then
 
-* carries the resource's tag (and the flow's cap tag, when the limits file caps that flow),
-  so the server-side limit ``tag:<resource>`` bounds it across every flow and process;
-* takes retries (with exponential backoff) and its timeout from the resource registry (the
-  timeout bounds the resource session itself: Prefect cannot interrupt a blocking call in a
-  worker thread), and retries only what a second try may fix (see :func:`is_permanent`);
-* opens the resource itself (one database connection, or one partner-API client) and
-  passes it as the function's first argument, closing it when the task ends;
+* carries the resource's tag (and the flow's cap tag when ``limits.toml`` caps the flow), so
+  the server-side limit ``tag:<resource>`` bounds it across every flow and process;
+* takes retries (with exponential backoff) and its timeout from the registry, and retries only
+  what a second try may fix (:func:`is_permanent`);
+* opens the resource itself (one database connection, or one partner-API client), passes it
+  as the function's first argument, and closes it when the task ends;
+* stops its resource session as soon as its slot may have gone to someone else
+  (:mod:`common.lease`): that attempt fails with :class:`~common.lease.SlotLost` and is not
+  retried in the same task run, which would run without a slot;
 * logs, at INFO, how long the task run waited for its slot (Prefect only logs that at DEBUG);
-* when the resource has a ``rate_per_second``, takes one slot of the Prefect rate limit
-  ``rate:<resource>`` right before opening the resource, so uses start at most at that rate
-  across every flow (the slot decays on the server; nothing to release).
+* takes one slot of the resource's rate limit right before it opens the resource, when the
+  limits file gives the resource a ``rate_per_second``.
 
-Both flows build their resource tasks here, so they contend for the same limits by construction.
+Every flow builds its resource tasks here, so all of them contend for the same limits.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import structlog
 from prefect import Task, task
@@ -33,15 +37,32 @@ from prefect.concurrency.sync import rate_limit
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
+from common.lease import SlotLost, guarding
 from common.logs import get_logger
-from common.resources import API, DATABASE, Resource, get_registry
+from common.resources import API, DATABASE, Resource, check_flow_name, get_registry
 from common.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from common.api_client import PartnerApi
 
 P = ParamSpec("P")
 R = TypeVar("R")
 H = TypeVar("H")
 
 log = get_logger("tasks")
+
+
+@dataclass(frozen=True)
+class Session(Generic[H]):
+    """An open resource: the handle a task function gets, and how to stop its work from
+    another thread (the lease guard does, when the slot is lost)."""
+
+    handle: H
+    interrupt: Callable[[], None]
+    fence: Callable[[Callable[[], None]], None] = lambda check: None  # runs ``check`` before each use
+
 
 
 def slot_wait_seconds(ctx: TaskRunContext | None) -> float | None:
@@ -112,9 +133,13 @@ def is_permanent(exc: BaseException) -> bool:
 
 def _worth_retrying(task: Task[Any, Any], task_run: Any, state: Any) -> bool:
     """Prefect's ``retry_condition_fn``: skip the retries (and their back-off) for a
-    permanent failure, so the run fails now with the real reason."""
+    permanent failure, so the run fails now with the real reason; and never retry an attempt
+    that lost its slot (the task run holds no slot any more: the flow submits it again)."""
     try:
         state.result()
+    except SlotLost:
+        log.info(f"not retrying {task_run.name} in this task run: it lost its slot (the flow runs it again)")
+        return False
     except Exception as exc:  # noqa: BLE001 - classifying the task's own failure
         if is_permanent(exc):
             log.info(f"not retrying {task_run.name}: {type(exc).__name__} will not pass on a retry")
@@ -124,33 +149,51 @@ def _worth_retrying(task: Task[Any, Any], task_run: Any, state: Any) -> bool:
 
 def resource_task(
     resource_name: str,
-    open_handle: Callable[[Resource], AbstractContextManager[H]],
+    open_session: Callable[[Resource], AbstractContextManager[Session[H]]],
+    flow: str,
     *,
     name: str,
-    flow: str | None = None,
     **task_options: Any,
 ) -> Callable[[Callable[Concatenate[H, P], R]], Task[P, R]]:
-    """Decorator factory: a Prefect task bound to one shared resource.
+    """Decorator factory: a Prefect task of ``flow`` bound to one shared resource.
 
-    ``open_handle`` opens the resource for one task run (a connection, a client); the
-    decorated function receives it as its first argument and never sees the tag.
+    ``open_session`` opens the resource for one attempt; the decorated function receives its
+    handle as its first argument and never sees the tag.
     """
     resource = get_registry()[resource_name]
+    check_flow_name(flow)
 
     def decorate(fn: Callable[Concatenate[H, P], R]) -> Task[P, R]:
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             ids = _bind_and_log_wait(resource)
-            with structlog.contextvars.bound_contextvars(**ids):
+            ctx = TaskRunContext.get()
+            started = ctx.task_run.start_time if ctx is not None and ctx.task_run is not None else None
+            with structlog.contextvars.bound_contextvars(**ids), guarding(resource.tag, started) as guard:
                 _take_rate_slot(resource)
-                with open_handle(resource) as handle:
-                    return fn(handle, *args, **kwargs)
+                if guard is not None:
+                    guard.ensure()  # nothing is opened once the slot may be someone else's
+                with open_session(resource) as session:
+                    if guard is not None:
+                        guard.attach(session.interrupt)
+                        session.fence(guard.ensure)
+                        guard.ensure()
+                    try:
+                        result = fn(session.handle, *args, **kwargs)
+                    except Exception:
+                        if guard is not None and guard.lost is not None:
+                            raise SlotLost(guard.lost) from None  # what the interrupt caused
+                        raise
+                    finally:
+                        if guard is not None:
+                            guard.detach()
+                if guard is not None:
+                    guard.raise_if_lost()  # finished, but maybe not within its slot: do it again
+                return result
 
         # Prefect reads the parameters from the signature: hide the injected handle.
         signature = inspect.signature(fn)
-        run.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=list(signature.parameters.values())[1:]
-        )
+        setattr(run, "__signature__", signature.replace(parameters=list(signature.parameters.values())[1:]))
         options: dict[str, Any] = {
             "name": name,
             "tags": resource.tags_for(flow),
@@ -169,15 +212,22 @@ def resource_task(
 
 
 @contextmanager
-def _database_connection(resource: Resource) -> Iterator[Any]:
-    from common.db import connect
+def _database_session(resource: Resource) -> Iterator[Session[Connection]]:
+    from common.db import connect, interrupter
 
-    with connect(get_settings(), timeout_seconds=resource.timeout_seconds) as connection:
-        yield connection
+    from sqlalchemy import event
+
+    settings = get_settings()
+    with connect(settings, timeout_seconds=resource.timeout_seconds) as connection:
+
+        def fence(check: Callable[[], None]) -> None:
+            event.listen(connection, "before_cursor_execute", lambda *args, **kwargs: check())
+
+        yield Session(connection, interrupter(connection, settings.sqlalchemy_url), fence)
 
 
 @contextmanager
-def _partner_api(resource: Resource) -> Iterator[Any]:
+def _partner_session(resource: Resource) -> Iterator[Session[PartnerApi]]:
     from common.api_client import PartnerApi
 
     settings = get_settings()
@@ -187,25 +237,32 @@ def _partner_api(resource: Resource) -> Iterator[Any]:
              if resource.timeout_seconds else "ETL_API_TIMEOUT_SECONDS")
     with PartnerApi(settings.effective_api_url, token=settings.api_token, timeout=timeout,
                     timeout_setting=where) as client:
-        yield client
+        yield Session(client, client.interrupt, client.before_each_request)
 
 
-def database_task(
-    *, name: str, flow: str | None = None, **task_options: Any
-) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]:
-    """A task holding one ``database`` slot and one connection (``sqlalchemy.Connection``)."""
-    return resource_task(DATABASE, _database_connection, name=name, flow=flow, **task_options)
+@dataclass(frozen=True)
+class FlowTasks:
+    """The task factories of one flow. Bind once per flow package, ``tasks = flow_tasks(FLOW)``:
+    every resource task it makes then carries the flow's cap tag when the limits file caps it."""
+
+    flow: str
+
+    def database(self, *, name: str, **task_options: Any) -> Callable[[Callable[Concatenate[Connection, P], R]], Task[P, R]]:
+        """A task holding one ``database`` slot and one connection (``sqlalchemy.Connection``)."""
+        return resource_task(DATABASE, _database_session, self.flow, name=name, **task_options)
+
+    def api(self, *, name: str, **task_options: Any) -> Callable[[Callable[Concatenate[PartnerApi, P], R]], Task[P, R]]:
+        """A task holding one ``api`` slot and one partner-API client (``PartnerApi``)."""
+        return resource_task(API, _partner_session, self.flow, name=name, **task_options)
+
+    def local(self, *, name: str, **task_options: Any) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """A task that touches no shared resource (lake files, cleanup): no tag, no slot."""
+        options: dict[str, Any] = {"name": name, "cache_policy": NO_CACHE, "persist_result": False}
+        options.update(task_options)
+        return task(**options)
 
 
-def api_task(
-    *, name: str, flow: str | None = None, **task_options: Any
-) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]:
-    """A task holding one ``api`` slot and one partner-API client (``PartnerApi``)."""
-    return resource_task(API, _partner_api, name=name, flow=flow, **task_options)
-
-
-def local_task(*, name: str, **task_options: Any) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """A task that touches no shared resource (lake files, cleanup): no tag, no slot."""
-    options: dict[str, Any] = {"name": name, "cache_policy": NO_CACHE, "persist_result": False}
-    options.update(task_options)
-    return task(**options)
+def flow_tasks(flow: str) -> FlowTasks:
+    """The task factories of ``flow``, the name its ``@flow(name=...)`` and caps use."""
+    check_flow_name(flow)
+    return FlowTasks(flow)

@@ -46,11 +46,18 @@ def staging_dir(lake_dir: Path, run_id: str) -> Path:
     return path
 
 
-def publish(staged: Path, target: Path) -> None:
-    """Atomically replace ``target`` with ``staged`` (fsync first, so a crash keeps one whole file)."""
+def publish(staged: Path, target: Path, *, keep: bool = False) -> None:
+    """Atomically replace ``target`` with ``staged`` (fsync first, so a crash keeps one whole
+    file). ``keep``: the staged file stays for other work of the run that still reads it (a
+    hard link to it is renamed into place)."""
     with open(staged, "rb") as fh:
         os.fsync(fh.fileno())
     target.parent.mkdir(parents=True, exist_ok=True)
+    if keep:
+        linked = staged.with_name(staged.name + ".published")
+        linked.unlink(missing_ok=True)
+        os.link(staged, linked)
+        staged = linked
     os.replace(staged, target)
 
 

@@ -40,6 +40,7 @@ class TaskRunRec:
     expected_start_time: datetime | None
     created: datetime | None
     upstream: frozenset[UUID] = field(default_factory=frozenset)
+    state_message: str | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "TaskRunRec":
@@ -51,7 +52,7 @@ class TaskRunRec:
         )
         return cls(UUID(d["id"]), d["name"], d.get("state_type"), _uuid(d.get("flow_run_id")),
                    _dt(d.get("start_time")), _dt(d.get("end_time")), _dt(d.get("expected_start_time")),
-                   _dt(d.get("created")), upstream)
+                   _dt(d.get("created")), upstream, (d.get("state") or {}).get("message"))
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,13 @@ class Resource:
         return out
 
 
+def check_flow_name(flow: str) -> str:
+    """``flow`` if it can name a flow (and its cap tag ``<resource>:<flow>``); else one line."""
+    if not isinstance(flow, str) or not flow or not set(flow) <= _NAME_CHARS:
+        raise LimitsFileError(f"flow name {flow!r} must use only a-z, 0-9, '_' and '-'")
+    return flow
+
+
 def limit_name_for(tag: str) -> str:
     return f"tag:{tag}"
 
@@ -191,8 +198,24 @@ def _parse_resource(path: Path, name: str, raw: Any) -> Resource:
     )
 
 
-def parse_limits(text: str, path: Path) -> Registry:
-    """Parse and validate limits-file text; raise LimitsFileError on the first problem."""
+def _check_caps(path: Path, resources: Mapping[str, Resource], flows: frozenset[str]) -> None:
+    """A cap must name a flow some installed package declares: a misspelled one would create
+    a limit that no task carries, and leave the flow uncapped."""
+    for resource in resources.values():
+        for flow in resource.flow_caps:
+            if flow not in flows:
+                raise LimitsFileError(
+                    f"{path}: [resources.{resource.name}.flows] caps {flow!r}, which no flow package declares; "
+                    f"declared flows: {', '.join(sorted(flows))}"
+                )
+
+
+def parse_limits(text: str, path: Path, flows: frozenset[str] | None = None) -> Registry:
+    """Parse and validate limits-file text; raise LimitsFileError on the first problem.
+
+    ``flows``: the flows a cap may name (default: the ones the installed flow packages declare,
+    :func:`common.flow_packages.declared_flows`; not checked where no flow package is installed,
+    as for the operator tools alone)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -210,6 +233,12 @@ def parse_limits(text: str, path: Path) -> Registry:
             raise LimitsFileError(
                 f"{path}: missing [resources.{required}]; the flows' task factories use it"
             )
+    if flows is None:
+        from common.flow_packages import declared_flows
+
+        flows = frozenset(declared_flows())
+    if flows:
+        _check_caps(path, resources, flows)
     tags = [tag for r in resources.values() for tag in r.limits()]
     if len(tags) != len(set(tags)):
         dup = next(t for t in tags if tags.count(t) > 1)

@@ -32,6 +32,17 @@ def find_project_dir() -> Path:
     return Path.cwd()
 
 
+def backend_name(url: str) -> str:
+    """``duckdb``, ``postgresql``...; ``unknown`` for a URL SQLAlchemy cannot parse."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).get_backend_name()
+    except ArgumentError:
+        return "unknown"
+
+
 class Settings(BaseSettings):
     """Where the data lives and how to reach the shared systems."""
 
@@ -53,6 +64,11 @@ class Settings(BaseSettings):
     )
     api_token: SecretStr | None = Field(default=None, description="Bearer token for the partner API.")
     api_timeout_seconds: float = 10.0
+    server_patience_seconds: float = Field(
+        default=120.0, ge=0,
+        description="How long a flow run waits for the Prefect server to come back before it gives up "
+        "submitting again the calls the server's absence lost.",
+    )
     demo_api_port: int = 8765
     board_port: int = Field(default=4280, description="Port of the live slot board on 127.0.0.1.")
     demo_scale: int = Field(default=1, ge=1)
@@ -109,6 +125,11 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"duckdb:///{self.demo_db_path}?access_mode=read_only"
+
+    @property
+    def database_backend(self) -> str:
+        """``duckdb``, ``postgresql``...: the kind of shared database (``unknown`` if unparseable)."""
+        return backend_name(self.sqlalchemy_url)
 
     @property
     def effective_api_url(self) -> str:

@@ -17,8 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Annotated
 
-from common.errors import UserError
+from pydantic import AfterValidator
+
+from common import UserError
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,14 @@ def check_reports(names: list[str]) -> list[str]:
     if unknown:
         raise UnknownReportError(f"unknown report {unknown[0]!r}: choose one of {', '.join(REPORTS)}")
     return names
+
+
+def check_report(name: str) -> str:
+    """``name`` if it is a known report (a flow parameter's validator)."""
+    return check_reports([name])[0]
+
+
+ReportName = Annotated[str, AfterValidator(check_report)]
 
 
 def report_query(name: str, lake_dir: Path | None = None) -> str:

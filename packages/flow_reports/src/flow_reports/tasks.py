@@ -1,31 +1,21 @@
 """Reports' tasks. The report queries hold ``database`` slots and publishing holds ``api``
-slots, both through ``common``'s factories, so reports and ingest share the same limits."""
+slots, both through ``common``'s factories bound to this flow, so reports and every other
+flow share the same limits."""
 
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from common import (
-    Settings,
-    api_task,
-    backend_name,
-    database_task,
-    dataset_path,
-    get_logger,
-    get_settings,
-    is_duckdb,
-    local_task,
-)
+from common import Connection, PartnerApi, Settings, flow_tasks, get_logger, get_settings, lake
 from flow_reports import FLOW
 from flow_reports.catalog import REPORTS, report_query
 
+tasks = flow_tasks(FLOW)
 log = get_logger(FLOW)
 
 
@@ -42,7 +32,7 @@ class Report:
 
 def missing_lake_tables(name: str, lake_dir: Path) -> list[str]:
     """Lake datasets a report needs that ingest has not published yet."""
-    return [t for t in REPORTS[name].lake_tables if not dataset_path(lake_dir, t).exists()]
+    return [t for t in REPORTS[name].lake_tables if not lake.dataset_path(lake_dir, t).exists()]
 
 
 def skip_reason(name: str, settings: Settings) -> str | None:
@@ -54,11 +44,9 @@ def skip_reason(name: str, settings: Settings) -> str | None:
     slot for work that never touches the database, and on a machine that may not hold the
     lake).
     """
-    if REPORTS[name].reads_lake and not is_duckdb(settings.sqlalchemy_url):
-        return (
-            f"reads the lake with DuckDB's read_parquet, which the shared database "
-            f"({backend_name(settings.sqlalchemy_url)}) cannot run"
-        )
+    backend = settings.database_backend
+    if REPORTS[name].reads_lake and backend != "duckdb":
+        return f"reads the lake with DuckDB's read_parquet, which the shared database ({backend}) cannot run"
     missing = missing_lake_tables(name, settings.lake_dir)
     if missing:
         return f"needs lake datasets {', '.join(missing)}: run ingest first"
@@ -74,8 +62,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@database_task(name="run-report", flow=FLOW)
-def run_report(connection: Any, name: str) -> Report:
+@tasks.database(name="run-report")
+def run_report(connection: Connection, name: str) -> Report:
     """Run one report query on the shared database (and the lake, for lake reports)."""
     spec = REPORTS[name]
     result = connection.exec_driver_sql(report_query(name, get_settings().lake_dir))
@@ -85,19 +73,19 @@ def run_report(connection: Any, name: str) -> Report:
     return Report(name, spec.title, columns, rows, datetime.now(timezone.utc).isoformat())
 
 
-@local_task(name="write-report")
-def write_report(report: Report, staging: str) -> str:
+@tasks.local(name="write-report")
+def write_report(report: Report, staging: Path) -> Path:
     """Write the report as CSV into the run's staging folder (promoted only if all succeed)."""
-    path = Path(staging) / f"{report.name}.csv"
+    path = staging / f"{report.name}.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(report.columns)
         writer.writerows(report.rows)
-    return str(path)
+    return path
 
 
-@api_task(name="publish-report", flow=FLOW)
-def publish_report(api: Any, report: Report) -> dict[str, Any]:
+@tasks.api(name="publish-report")
+def publish_report(api: PartnerApi, report: Report) -> dict[str, Any]:
     """Send a finished report to the partner API (one request in flight = one ``api`` slot)."""
     payload = {
         "title": report.title,
@@ -126,23 +114,12 @@ def summary_markdown(reports: list[Report], skipped: dict[str, str], run_name: s
     return "\n".join(lines).rstrip() + "\n"
 
 
-@local_task(name="promote-reports")
-def promote_reports(staging: str, summary: str) -> list[str]:
-    """Move every staged report into the reports folder (each file renamed atomically)."""
+def promote_reports(staging: Path, summary: str) -> list[str]:
+    """Move every staged report, and the summary, into the reports folder (each file renamed
+    atomically into place); called once every report of the run succeeded."""
     target_dir = get_settings().reports_dir
-    target_dir.mkdir(parents=True, exist_ok=True)
-    (Path(staging) / "SUMMARY.md").write_text(summary, encoding="utf-8")
-    promoted = []
-    for path in sorted(Path(staging).iterdir()):
-        os.replace(path, target_dir / path.name)
-        promoted.append(path.name)
+    (staging / "SUMMARY.md").write_text(summary, encoding="utf-8")
+    promoted = sorted(p.name for p in staging.iterdir())
+    for name in promoted:
+        lake.publish(staging / name, target_dir / name)
     return promoted
-
-
-@local_task(name="cleanup-reports-staging")
-def cleanup_reports_staging(staging: str) -> bool:
-    """Remove the run's staging folder; runs after every report finished, even failed ones."""
-    if Path(staging).exists():
-        shutil.rmtree(staging)
-        return True
-    return False

@@ -10,10 +10,11 @@ milliseconds of bookkeeping on each side, never invent a breach).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from uuid import UUID
 
+from common.lease import LostLease, parse_lost
 from common.prefect_rest import FINAL_STATES, FlowRunRec, PrefectRest
 
 
@@ -30,10 +31,18 @@ class Interval:
     start: datetime
     end: datetime | None  # None: still running
     state: str
+    lost: LostLease | None = None  # a holder that lost its slot: why, and its lease's last confirmation
 
     @property
     def waited(self) -> float | None:
         return None if self.pending_at is None else max(0.0, (self.start - self.pending_at).total_seconds())
+
+    @property
+    def live(self) -> Interval:
+        """The hold as far as a live lease covered it: a holder that lost its slot held a lease
+        until at most the lease after its last confirmation (the server frees it no sooner), and
+        stopped on waking or before that, without using the resource past it."""
+        return self if self.lost is None else replace(self, end=self.lost.live_end(self.start, self.end))
 
 
 def read_intervals(
@@ -84,6 +93,7 @@ def read_intervals(
                     start=run.start_time,
                     end=end,
                     state=state,
+                    lost=parse_lost(run.state_message),
                 )
             )
     return out
@@ -165,9 +175,11 @@ class TagReport:
     tag: str
     limit: int
     task_runs: int
-    peak: int
+    peak: int  # from the records as they are
     peak_at: datetime | None
-    exceeded: bool
+    exceeded: bool  # more holders than the limit while their leases were live
+    live_peak: int  # the peak with each holder that lost its slot cut at its lease's end
+    lost_holders: list[str]  # what a peak above live_peak comes from, one line per flow run
     slot_seconds: float
     utilization: float  # busy slot-seconds / (limit x window seconds)
     shared_seconds: float  # seconds during which more than one flow held slots of this limit
@@ -212,6 +224,8 @@ class HistoryReport:
                     "peak": t.peak,
                     "peak_at": t.peak_at.isoformat() if t.peak_at else None,
                     "exceeded": t.exceeded,
+                    "live_peak": t.live_peak,
+                    "lost_holders": t.lost_holders,
                     "slot_seconds": round(t.slot_seconds, 3),
                     "utilization": round(t.utilization, 4),
                     "shared_seconds": round(t.shared_seconds, 3),
@@ -298,6 +312,7 @@ def summarize_tag(tag: str, limit: int, intervals: list[Interval], window_start:
     """One limit's report from the holds of its tag."""
     mine = [iv for iv in intervals if iv.tag == tag]
     peak, at = peak_concurrency(mine, now=window_end)
+    live_peak = peak_concurrency([iv.live for iv in mine], now=window_end)[0] if peak > limit else peak
     busy = sum(clipped_seconds(iv, window_start, window_end) for iv in mine)
     capacity = limit * max(0.0, (window_end - window_start).total_seconds())
     return TagReport(
@@ -306,13 +321,44 @@ def summarize_tag(tag: str, limit: int, intervals: list[Interval], window_start:
         task_runs=len(mine),
         peak=peak,
         peak_at=at,
-        exceeded=peak > limit,
+        exceeded=live_peak > limit,
+        live_peak=live_peak,
+        lost_holders=lost_holders(mine, window_end) if peak > limit else [],
         slot_seconds=busy,
         utilization=busy / capacity if capacity > 0 else 0.0,
         shared_seconds=shared_moments(mine, now=window_end),
         flows=_flow_usage(mine, window_start, window_end),
         lanes=assign_lanes(mine, limit, now=window_end),
     )
+
+
+def lost_holders(intervals: list[Interval], now: datetime) -> list[str]:
+    """One line per flow run whose holders lost their slots and stayed Running in the records:
+    how many, while what, and when the server gave their slots to others ("ingest held 3 slots
+    while frozen 22:05:10-22:06:30; the server gave them to reports at 22:06:12")."""
+    groups: dict[tuple[str, str, str], list[Interval]] = {}
+    for iv in intervals:
+        if iv.lost is not None:
+            groups.setdefault((iv.flow_run_id, iv.flow, iv.lost.why), []).append(iv)
+    out = []
+    for (run, flow, why), held in sorted(groups.items(), key=lambda g: min(iv.start for iv in g[1])):
+        since = min(iv.lost.confirmed_at or iv.start for iv in held if iv.lost is not None)
+        until = max(iv.end or now for iv in held)
+        lapsed = min(iv.live.end or now for iv in held)
+        taken = sorted((iv for iv in intervals if iv.flow_run_id != run and lapsed <= iv.start < until),
+                       key=lambda iv: iv.start)
+        given = (f"the server gave them to {', '.join(sorted({iv.flow for iv in taken}))} at {_hms(taken[0].start)}"
+                 if taken else "nobody took them meanwhile")
+        out.append(f"{flow} held {len(held)} slot(s) {_while(why)} {_hms(since)}-{_hms(until)}; {given}")
+    return out
+
+
+def _while(why: str) -> str:
+    return f"while {why}" if why in ("frozen", "cut off from the server") else f"with {why}"
+
+
+def _hms(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M:%S")
 
 
 def summarize(intervals: Iterable[Interval], limits: dict[str, int], window_start: datetime,

@@ -31,7 +31,7 @@ from typing import Any
 
 from common.logs import get_logger
 from common.prefect_rest import PrefectRest
-from local_server.threads import in_background
+from common.threads import in_background
 from slot_tools.history import Interval, read_intervals
 
 # Holds that started this close to now are always read again: a task-run record reaches the
@@ -42,6 +42,7 @@ RETAINED = timedelta(days=7)  # holds kept from before the window asked for, the
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 KEPT_WINDOW = timedelta(days=1)  # what serve-all keeps read: `slots history --since` up to 1d
 KEEP_EVERY_SECONDS = 60.0
+SCHEMA_VERSION = 2  # bumped when sql/ledger.sql changes a table: an older file is started again
 
 log = get_logger("ledger")
 
@@ -96,6 +97,8 @@ class Ledger:
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.path, timeout=30)) as con:
+            if con.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:  # a cache: start it again
+                con.executescript(_queries()["reset"] + f"PRAGMA user_version = {SCHEMA_VERSION};")
             con.executescript(_queries()["schema"])
             with con:  # one transaction: a reader never sees half an update
                 yield con
@@ -135,12 +138,14 @@ class Ledger:
     def _row(self, iv: Interval) -> tuple[object, ...]:
         assert iv.end is not None, "only a hold that is over is kept"
         return (self.server, iv.tag, iv.task_run_id, iv.task_run, iv.flow, iv.flow_run_id,
-                None if iv.pending_at is None else _us(iv.pending_at), _us(iv.start), _us(iv.end), iv.state)
+                None if iv.pending_at is None else _us(iv.pending_at), _us(iv.start), _us(iv.end), iv.state,
+                None if iv.lost is None else iv.lost.as_text())
 
     @staticmethod
     def _interval(tag: str, r: tuple[Any, ...]) -> Interval:
         return Interval(tag=tag, task_run_id=r[0], task_run=r[1], flow=r[2], flow_run_id=r[3],
-                        pending_at=None if r[4] is None else _at(r[4]), start=_at(r[5]), end=_at(r[6]), state=r[7])
+                        pending_at=None if r[4] is None else _at(r[4]), start=_at(r[5]), end=_at(r[6]), state=r[7],
+                        lost=parse_lost(r[8]))
 
 
 class Keeper:

@@ -90,8 +90,9 @@ def render_history(report: "HistoryReport", notes: list[str]) -> Any:
                          ("wait\nmedian", "right"), ("wait\np95", "right")):
         flows.add_column(col, justify=justify, no_wrap=justify == "right")  # type: ignore[arg-type]
     for t in report.tags:
+        peak = f"{t.peak}/{t.limit}" if t.live_peak == t.peak else f"{t.peak}/{t.limit} ({t.live_peak} live)"
         limits.add_row(
-            f"tag:{t.tag}", str(t.task_runs), f"{t.peak}/{t.limit}", _clock(t.peak_at),
+            f"tag:{t.tag}", str(t.task_runs), peak, _clock(t.peak_at),
             Text("YES", style="bold red") if t.exceeded else Text("no", style="green"),
             f"{t.utilization:.1%}", f"{t.shared_seconds:.1f}s",
         )
@@ -102,6 +103,11 @@ def render_history(report: "HistoryReport", notes: list[str]) -> Any:
         flows.add_row("-", "no task runs with these tags in the window", "", "", "", "")
     shared = Text("  flows shared: seconds during which more than one flow held slots of the limit")
     parts: list[Any] = [limits, shared, flows]
+    for t in report.tags:
+        if t.lost_holders:
+            parts.append(Text(f"tag:{t.tag}: above the limit only with holders that had lost their slots "
+                              "(each stopped once it knew; live leases never exceeded it):", style="yellow"))
+            parts.extend(Text(f"  {line}", style="yellow") for line in t.lost_holders)
     parts.extend(Text(f"note: {n}", style="yellow") for n in notes)
     exceeded = [f"tag:{t.tag}" for t in report.tags if t.exceeded]
     parts.append(Text(f"EXCEEDED: {', '.join(exceeded)}", style="bold red") if exceeded

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 from common.logs import get_logger
 from common.resources import Registry
-from local_server.threads import in_background
+from common.threads import in_background
 from slot_tools.repair import RepairAction, apply_repair, confirmed, plan_repair
 from slot_tools.snapshot import take_snapshot
 

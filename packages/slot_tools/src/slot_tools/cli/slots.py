@@ -164,7 +164,7 @@ def board(
 ) -> None:
     """Serve the live slot board (lanes per slot, holders by flow, waiters) until Ctrl-C."""
     from common.settings import get_settings
-    from local_server.asgi import run_in_foreground
+    from slot_tools.asgi import run_in_foreground
     from slot_tools.board.app import create_board
 
     with session() as (registry, api_url):

@@ -1,6 +1,10 @@
 -- The slot ledger (SQLite): settled holds read once from a Prefect server, per server and tag.
 -- Times are microseconds since the epoch (UTC), compared exactly with the server's bounds.
 
+-- name: reset
+DROP TABLE IF EXISTS hold;
+DROP TABLE IF EXISTS coverage;
+
 -- name: schema
 CREATE TABLE IF NOT EXISTS coverage (
     server  TEXT NOT NULL,
@@ -20,6 +24,7 @@ CREATE TABLE IF NOT EXISTS hold (
     start       INTEGER NOT NULL,
     "end"       INTEGER NOT NULL,
     state       TEXT NOT NULL,
+    lost        TEXT,  -- a holder that lost its slot: why, and its lease's last confirmation
     PRIMARY KEY (server, tag, task_run_id)
 );
 CREATE INDEX IF NOT EXISTS hold_by_start ON hold (server, tag, start);
@@ -31,7 +36,7 @@ SELECT first, horizon FROM coverage WHERE server = ? AND tag = ?;
 SELECT count(*) FROM hold WHERE server = ? AND tag = ? AND start >= ? AND start < ?;
 
 -- name: holds
-SELECT task_run_id, task_run, flow, flow_run_id, pending_at, start, "end", state
+SELECT task_run_id, task_run, flow, flow_run_id, pending_at, start, "end", state, lost
 FROM hold WHERE server = ? AND tag = ? AND start >= ? AND start < ?;
 
 -- name: forget
@@ -41,8 +46,9 @@ DELETE FROM hold WHERE server = ? AND tag = ?;
 DELETE FROM hold WHERE server = ? AND tag = ? AND start < ?;
 
 -- name: keep
-INSERT OR REPLACE INTO hold (server, tag, task_run_id, task_run, flow, flow_run_id, pending_at, start, "end", state)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT OR REPLACE INTO hold (server, tag, task_run_id, task_run, flow, flow_run_id, pending_at, start, "end", state,
+                             lost)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: cover
 INSERT OR REPLACE INTO coverage (server, tag, first, horizon) VALUES (?, ?, ?, ?);

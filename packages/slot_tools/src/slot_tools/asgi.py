@@ -1,10 +1,11 @@
-"""Serving an ASGI app (FastAPI) with uvicorn on 127.0.0.1: in a background thread, or in
-the foreground until Ctrl-C. The socket is bound first, the way uvicorn binds it, so a port
-that is taken is one clear error and ``port=0`` has no free-port race."""
+"""Serving an ASGI app (the live board) with uvicorn on 127.0.0.1: in a background thread, or
+in the foreground until Ctrl-C. The socket is bound first, so a port that is taken is one
+clear error and ``port=0`` has no free-port race."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,6 @@ from typing import Any
 
 import uvicorn
 
-from local_server.processes import bind_socket
 
 
 def _server(app: Any) -> uvicorn.Server:
@@ -26,7 +26,7 @@ def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, timeout: flo
                   name: str = "asgi") -> Iterator[str]:
     """Serve ``app`` in a background thread while the block runs; yields its base URL.
     OSError (from binding) when the port is taken."""
-    sock = bind_socket(host, port)
+    sock = socket.create_server((host, port))
     bound_port = sock.getsockname()[1]
     server = _server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
@@ -46,7 +46,7 @@ def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, timeout: flo
 
 def run_in_foreground(app: Any, host: str, port: int) -> None:
     """Serve ``app`` in this thread until SIGINT/SIGTERM. OSError when the port is taken."""
-    sock = bind_socket(host, port)
+    sock = socket.create_server((host, port))
     try:
         _server(app).run(sockets=[sock])
     finally:
