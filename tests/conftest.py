@@ -44,7 +44,7 @@ API_URL = use_api(f"http://127.0.0.1:{SERVER_PORT}/api")
 
 
 @pytest.fixture(scope="session")
-def seeded_shop(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def seeded_shop(tmp_path_factory: pytest.TempPathFactory):
     """The demo shop at scale 1, seeded once per session (a SeedResult): the unit tests of the
     seed and of the SQL read it, and the session's data folder links it as its demo database."""
     from demo_systems.shop import seed_demo_database
@@ -53,7 +53,7 @@ def seeded_shop(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 
 @pytest.fixture(scope="session")
-def stack(seeded_shop) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def stack(seeded_shop) -> Iterator[Stack]:
     from prefect.client.orchestration import get_client
 
     from common.resources import API, get_registry
@@ -78,7 +78,7 @@ def stack(seeded_shop) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
         api = DemoApiProcess(capacity=get_registry()[API].slots, port=API_PORT)
         api.start()
         api.wait_healthy(timeout=30)
-        yield Stack(API_URL, server, settings.data_dir, api.url)  # type: ignore[arg-type]
+        yield Stack(API_URL, server, settings.data_dir, api.url)
     finally:
         if api is not None:
             api.stop()
@@ -93,7 +93,7 @@ def demo_api_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def prefect_client(stack: Stack):  # type: ignore[no-untyped-def]
+def prefect_client(stack: Stack):
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -101,7 +101,7 @@ def prefect_client(stack: Stack):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def rest(stack: Stack):  # type: ignore[no-untyped-def]
+def rest(stack: Stack):
     """The project's REST reader on the session server (what `slots` and history read)."""
     from common.prefect_rest import PrefectRest
 
@@ -109,13 +109,13 @@ def rest(stack: Stack):  # type: ignore[no-untyped-def]
         yield reader
 
 
-def pytest_unconfigure(config) -> None:  # type: ignore[no-untyped-def]
+def pytest_unconfigure(config) -> None:
     """Every process of the run made a session folder at import (the workers' stacks remove
     their own; pytest-xdist's controller starts none): none is left behind."""
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+def pytest_terminal_summary(terminalreporter) -> None:
     """The phases a test recorded (``record_property("phases", ...)``): a slow run in CI
     says which step waited, without ``-s``."""
     for outcome in ("passed", "failed"):

@@ -36,8 +36,6 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert SECRET not in log and "s3cr3t" not in log, "the auth string is in the server's log"
 
 
-
-
 def test_the_whole_journey_works_with_the_credentials_and_fails_clearly_without(
     auth_server: str, stack: Stack, tmp_path: Path
 ) -> None:
@@ -63,8 +61,14 @@ def test_the_whole_journey_works_with_the_credentials_and_fails_clearly_without(
 
     board_port = free_port()
     log = tmp_path / "board.log"
-    board = subprocess.Popen([script("slots"), "board", "--port", str(board_port)], stdout=open(log, "w"),
-                             stderr=subprocess.STDOUT, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+    board = subprocess.Popen(
+        [script("slots"), "board", "--port", str(board_port)],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         wait_for_text(log, "slot board:", board, timeout=60)
         url = f"http://127.0.0.1:{board_port}/api/board"

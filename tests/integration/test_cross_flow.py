@@ -8,7 +8,7 @@ the demo database and the demo API's counters.
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import httpx
@@ -20,17 +20,27 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def demo_run(stack: Stack, prefect_client):  # type: ignore[no-untyped-def]
+def demo_run(stack: Stack, prefect_client):
     """One `serve-all --demo --once` against the session server: both flows at once, with
     serve-all's live slot board read while they run."""
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterStartTime
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterStartTime,
+    )
 
     httpx.post(f"{stack.demo_api_url}/stats/reset", timeout=5).raise_for_status()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     board_port = free_port()
     proc = subprocess.Popen(
-        [script("serve-all"), "--demo", "--once"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        cwd=ROOT, stdin=subprocess.DEVNULL, env=stack.env(ETL_BOARD_PORT=str(board_port)),
+        [script("serve-all"), "--demo", "--once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        env=stack.env(ETL_BOARD_PORT=str(board_port)),
     )
     try:
         with watching_board(f"http://127.0.0.1:{board_port}", lambda: proc.poll() is None) as board:
@@ -40,17 +50,17 @@ def demo_run(stack: Stack, prefect_client):  # type: ignore[no-untyped-def]
             proc.kill()
             proc.wait()
     runs = prefect_client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=started)),
+        flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime.model_validate({"after_": started})),
         deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["local"])),
     )
     stats = httpx.get(f"{stack.demo_api_url}/stats", timeout=5).json()
     return proc.returncode, output, runs, stats, board
 
 
-def test_serve_all_demo_completes_both_flows(demo_run) -> None:  # type: ignore[no-untyped-def]
+def test_serve_all_demo_completes_both_flows(demo_run) -> None:
     code, output, runs, _, _ = demo_run
     assert code == 0, output[-4000:]
-    by_flow = {}
+    by_flow: dict[str, list[object]] = {}
     for run in runs:
         by_flow.setdefault(run.state_type.value, []).append(run.name)
     assert len(runs) == 2, output[-2000:]
@@ -61,9 +71,9 @@ def test_serve_all_demo_completes_both_flows(demo_run) -> None:  # type: ignore[
 
 
 @pytest.mark.parametrize("tag", ["database", "api"])
-def test_limit_held_saturated_and_shared_across_flows(demo_run, prefect_client, rest, tag: str) -> None:  # type: ignore[no-untyped-def]
-    from slot_tools.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
+def test_limit_held_saturated_and_shared_across_flows(demo_run, prefect_client, rest, tag: str) -> None:
     from common.resources import get_registry
+    from slot_tools.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
 
     _, output, runs, _, _ = demo_run
     ids = [r.id for r in runs]
@@ -88,14 +98,14 @@ def test_limit_held_saturated_and_shared_across_flows(demo_run, prefect_client, 
         assert peak > 1, f"{tag}: calls never overlapped (peak {peak})"
 
 
-def test_demo_api_saw_no_429(demo_run) -> None:  # type: ignore[no-untyped-def]
+def test_demo_api_saw_no_429(demo_run) -> None:
     _, output, _, stats, _ = demo_run
     assert stats["requests"] > 0
     assert stats["rejected_429"] == 0, stats
     assert stats["max_in_flight"] <= stats["capacity"]
 
 
-def test_lake_matches_the_database(demo_run, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+def test_lake_matches_the_database(demo_run, stack: Stack) -> None:
     from common.catalog import TABLES
     from common.lake import dataset_path, parquet_rows
     from common.settings import get_settings
@@ -118,7 +128,7 @@ def test_lake_matches_the_database(demo_run, stack: Stack) -> None:  # type: ign
     assert len(reports) >= 8 and (settings.reports_dir / "SUMMARY.md").exists()
 
 
-def test_serve_alls_board_answered_with_every_limit_while_the_flows_ran(demo_run) -> None:  # type: ignore[no-untyped-def]
+def test_serve_alls_board_answered_with_every_limit_while_the_flows_ran(demo_run) -> None:
     """serve-all starts the board whose address its banner prints. That the board shows both
     flows on shared lanes is tested where sharing is guaranteed by the limits
     (``test_flow_caps``): here the two flows' hand-offs decide how long they share, and on a

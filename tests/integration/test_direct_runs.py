@@ -11,7 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -43,13 +43,13 @@ class DirectIngest:
     held_at_lowering: frozenset[str] = frozenset()
 
 
-def run_summary(stdout: str) -> dict:  # type: ignore[type-arg]
+def run_summary(stdout: str) -> dict:
     """The JSON summary a direct run prints last (after its one-line notes on the demo parts)."""
-    return json.loads(stdout[stdout.index("{"):])  # type: ignore[no-any-return]
+    return json.loads(stdout[stdout.index("{") :])
 
 
 @pytest.fixture(scope="module")
-def direct_ingest(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DirectIngest]:  # type: ignore[no-untyped-def]
+def direct_ingest(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DirectIngest]:
     from common.resources import get_registry, load_registry
     from slot_tools.limits_sync import sync
     from slot_tools.snapshot import take_snapshot
@@ -58,8 +58,13 @@ def direct_ingest(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPat
     lowered = load_registry(edited_limits(tmp_path_factory.mktemp("limits") / "limits.toml", "database", slots=LOWERED))
     httpx.post(f"{stack.demo_api_url}/stats/reset", timeout=5).raise_for_status()
     proc = subprocess.Popen(
-        [script("ingest")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env=stack.env(), stdin=subprocess.DEVNULL,
+        [script("ingest")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=stack.env(),
+        stdin=subprocess.DEVNULL,
     )
     holders: list[dict] = []
     waiters = 0
@@ -75,7 +80,7 @@ def direct_ingest(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPat
             if lowered_at is None and len(database.waiters) >= 3:
                 # A limit changed while tasks wait applies at once: no restart of anything.
                 sync(prefect_client, lowered)
-                lowered_at = datetime.now(timezone.utc)
+                lowered_at = datetime.now(UTC)
                 after = next(v for v in take_snapshot(registry, stack.api_url).limits if v.tag == "database")
                 held_at_lowering = frozenset(h.task_run_id for h in after.holders)
             time.sleep(0.5)
@@ -88,7 +93,9 @@ def direct_ingest(stack: Stack, prefect_client, tmp_path_factory: pytest.TempPat
     yield DirectIngest(proc.returncode, out, err, holders, waiters, lowered_at, held_at_lowering)
 
 
-def test_direct_ingest_is_bound_by_the_limit_and_visible_in_slots(direct_ingest: DirectIngest, stack: Stack, rest) -> None:  # type: ignore[no-untyped-def]
+def test_direct_ingest_is_bound_by_the_limit_and_visible_in_slots(
+    direct_ingest: DirectIngest, stack: Stack, rest
+) -> None:
     from common.resources import get_registry
     from slot_tools.history import peak_concurrency, read_intervals, wait_until_recorded
 
@@ -112,7 +119,7 @@ def test_direct_ingest_is_bound_by_the_limit_and_visible_in_slots(direct_ingest:
     assert "waited" in run_.err and "for a 'database' slot" in run_.err, "no INFO line telling how long a task waited"
 
 
-def test_a_limit_lowered_while_tasks_wait_applies_without_a_restart(direct_ingest: DirectIngest, rest) -> None:  # type: ignore[no-untyped-def]
+def test_a_limit_lowered_while_tasks_wait_applies_without_a_restart(direct_ingest: DirectIngest, rest) -> None:
     """Every extract that took a slot after the limit went from 3 to 1 held it alone, from
     the server's records; and some did (the check is not vacuous). The records' intervals
     (Running to Completed) lie inside the holds (slot granted to slot released), so an
@@ -123,15 +130,18 @@ def test_a_limit_lowered_while_tasks_wait_applies_without_a_restart(direct_inges
     run = UUID(flow_run_id(direct_ingest.err))
     assert wait_until_recorded(rest, [run])
     intervals = read_intervals(rest, ["database"], flow_run_ids=[run])
-    later = [iv for iv in intervals
-             if iv.start > direct_ingest.lowered_at and iv.task_run_id not in direct_ingest.held_at_lowering]
+    later = [
+        iv
+        for iv in intervals
+        if iv.start > direct_ingest.lowered_at and iv.task_run_id not in direct_ingest.held_at_lowering
+    ]
     assert len(later) >= 2, f"only {len(later)} extracts started after the limit was lowered"
     for iv in later:
         beside = [o.task_run for o in intervals if o is not iv and o.start <= iv.start < (o.end or iv.start)]
         assert len(beside) < LOWERED, f"{iv.task_run} took a slot beside {beside} after the limit went to {LOWERED}"
 
 
-def test_slots_json_matches_the_server(stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_slots_json_matches_the_server(stack: Stack, prefect_client) -> None:
     result = run_cli("slots", "--json", "--check")
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(result.stdout)
@@ -178,7 +188,9 @@ def test_slots_watch_refreshes_with_holders_and_stops_on_ctrl_c(stack: Stack, tm
     """`slots --watch` in a terminal while a run holds slots: the table is redrawn with the
     holders, and Ctrl-C ends it cleanly."""
     # Four large tables that need no partner data: seconds of extracts, no reference pages.
-    tables = [arg for t in ("web_sessions", "order_items", "page_views", "inventory_movements") for arg in ("--table", t)]
+    tables = [
+        arg for t in ("web_sessions", "order_items", "page_views", "inventory_movements") for arg in ("--table", t)
+    ]
     run = CliRun.start(tmp_path / "ingest", "ingest", *tables, env=stack.env())
     watch = Terminal([script("slots"), "--watch"], stack.env(COLUMNS="160", LINES="60"), tmp_path / "watch.log")
     try:

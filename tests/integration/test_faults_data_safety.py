@@ -16,8 +16,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from support import Stack, free_port
-from support import CliRun, Fault, FaultyPartnerApi, lake_checksums, file_bytes, edited_limits, linked_data_dir
+from support import (
+    CliRun,
+    Fault,
+    FaultyPartnerApi,
+    Stack,
+    edited_limits,
+    file_bytes,
+    free_port,
+    lake_checksums,
+    linked_data_dir,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +39,9 @@ def _old_lake(stack: Stack, lake: Path) -> None:
     lake.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(stack.data_dir / "demo" / "shop.duckdb"), read_only=True) as con:
         for table, rows in (("orders", 100), ("regions", 2)):
-            con.execute(f"COPY (SELECT * FROM {table} ORDER BY 1 LIMIT {rows}) TO '{lake / table}.parquet' (FORMAT parquet)")
+            con.execute(
+                f"COPY (SELECT * FROM {table} ORDER BY 1 LIMIT {rows}) TO '{lake / table}.parquet' (FORMAT parquet)"
+            )
     duckdb.execute(
         f"COPY (SELECT 'EUR' AS currency, DATE '2020-01-01' AS day, 1.0 AS rate_to_eur) "
         f"TO '{lake / 'ref_fx_rates.parquet'}' (FORMAT parquet)"
@@ -45,7 +56,7 @@ def _closed_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def halfway(stack: Stack, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def halfway(stack: Stack, tmp_path_factory: pytest.TempPathFactory):
     """The ingest with a changed partner format and the reports pair (good run, then a run
     with the partner down), overlapping so the module costs about one run's retries."""
     ingest_root = tmp_path_factory.mktemp("halfway-ingest")
@@ -57,17 +68,28 @@ def halfway(stack: Stack, tmp_path_factory: pytest.TempPathFactory):  # type: ig
     reports_data = linked_data_dir(stack, reports_root)
     only = [arg for name in REPORT_NAMES for arg in ("--report", name)]
     with api.serving(ingest_root / "partner"):
-        ingest = CliRun.start(ingest_root / "out", "ingest", *[a for t in INGEST_TABLES for a in ("--table", t)],
-                              env=stack.env(ETL_DATA_DIR=str(ingest_data), ETL_API_URL=api.url))
+        ingest = CliRun.start(
+            ingest_root / "out",
+            "ingest",
+            *[a for t in INGEST_TABLES for a in ("--table", t)],
+            env=stack.env(ETL_DATA_DIR=str(ingest_data), ETL_API_URL=api.url),
+        )
         good = CliRun.start(reports_root / "good", "reports", *only, env=stack.env(ETL_DATA_DIR=str(reports_data)))
         good.finish(300)
         assert good.code == 0, good.describe()
         last_good = file_bytes(reports_data / "reports")
         # No task retries for this run: how retries are bounded is test_faults_partner_api's
         # business; here only the outcome of a failed publish matters.
-        failing = CliRun.start(reports_root / "failing", "reports", *only,
-                               env=stack.env(ETL_DATA_DIR=str(reports_data), ETL_API_URL=_closed_url(),
-                                             ETL_LIMITS_FILE=str(edited_limits(reports_root / "limits.toml", "api", retries=0))))
+        failing = CliRun.start(
+            reports_root / "failing",
+            "reports",
+            *only,
+            env=stack.env(
+                ETL_DATA_DIR=str(reports_data),
+                ETL_API_URL=_closed_url(),
+                ETL_LIMITS_FILE=str(edited_limits(reports_root / "limits.toml", "api", retries=0)),
+            ),
+        )
         ingest.finish(300)
         failing.finish(300)
     return {
@@ -76,7 +98,7 @@ def halfway(stack: Stack, tmp_path_factory: pytest.TempPathFactory):  # type: ig
     }
 
 
-def test_ingest_failing_in_a_load_leaves_each_dataset_old_or_new(halfway, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_failing_in_a_load_leaves_each_dataset_old_or_new(halfway, stack: Stack) -> None:
     run, data, before, api = halfway["ingest"]
     print(f"\ningest with a changed partner format: exit {run.code} after {run.seconds:.1f} s: {run.error_lines}")
     assert run.code == 1, run.describe()
@@ -91,14 +113,18 @@ def test_ingest_failing_in_a_load_leaves_each_dataset_old_or_new(halfway, stack:
         new_rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in INGEST_TABLES}  # type: ignore[index]
     print("before:", before, "\nafter: ", after)
     assert after["orders"] == before["orders"], "the failed load replaced orders"
-    assert after["regions"] != before["regions"] and after["regions"][0] == new_rows["regions"], "regions not published whole"
+    assert after["regions"] != before["regions"] and after["regions"][0] == new_rows["regions"], (
+        "regions not published whole"
+    )
     # The reference datasets are published whole (the changed format only broke the join that
     # needs the dropped column): every row the partner has, and not the old file's.
     from demo_systems.partner_api.data import build_reference_db
 
     partner, _ = build_reference_db()
-    partner_rows = {f"ref_{name}": partner.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
-                    for name in ("fx_rates", "countries")}
+    partner_rows = {
+        f"ref_{name}": partner.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
+        for name in ("fx_rates", "countries")
+    }
     assert set(after) == {"orders", "regions", *partner_rows}, sorted(after)
     for dataset, rows in partner_rows.items():
         assert after[dataset][0] == rows and after[dataset] != before.get(dataset), f"{dataset} not published whole"
@@ -108,7 +134,7 @@ def test_ingest_failing_in_a_load_leaves_each_dataset_old_or_new(halfway, stack:
     assert not any((data / "lake" / ".staging").iterdir()), "staging left behind"
 
 
-def test_failed_reports_run_keeps_the_last_good_reports(halfway) -> None:  # type: ignore[no-untyped-def]
+def test_failed_reports_run_keeps_the_last_good_reports(halfway) -> None:
     run, data, last_good = halfway["reports"]
     print(f"\nreports with the partner down: exit {run.code} after {run.seconds:.1f} s: {run.error_lines}")
     assert {f"{n}.csv" for n in REPORT_NAMES} | {"SUMMARY.md"} <= set(last_good)

@@ -19,8 +19,7 @@ import duckdb
 import httpx
 import pytest
 
-from support import Stack, free_port, run_cli
-from support import CliRun, file_bytes, flow_run_id, linked_data_dir, server_text
+from support import CliRun, Stack, file_bytes, flow_run_id, free_port, linked_data_dir, run_cli, server_text
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +65,9 @@ def foreign_http_server() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 20
@@ -84,7 +85,7 @@ def foreign_http_server() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         proc.wait(timeout=10)
 
 
-def test_port_taken_by_a_foreign_server(stack: Stack, tmp_path: Path, foreign_http_server) -> None:  # type: ignore[no-untyped-def]
+def test_port_taken_by_a_foreign_server(stack: Stack, tmp_path: Path, foreign_http_server) -> None:
     """serve-all names the port and stops; the foreign server is not touched."""
     proc, port = foreign_http_server
     env = stack.env(ETL_DATA_DIR=str(tmp_path / "data"))
@@ -99,7 +100,7 @@ def test_port_taken_by_a_foreign_server(stack: Stack, tmp_path: Path, foreign_ht
     assert not (tmp_path / "data" / "prefect").exists(), "serve-all prepared a server it never started"
 
 
-def test_table_outside_the_allowlist_is_refused_before_any_run(stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_table_outside_the_allowlist_is_refused_before_any_run(stack: Stack, prefect_client) -> None:
     """The table list is checked by the CLI: exit 2, one line listing the valid names, no flow run."""
     from common.catalog import TABLES
     from flow_reports.catalog import REPORTS
@@ -122,6 +123,7 @@ def test_table_outside_the_allowlist_is_refused_before_any_run(stack: Stack, pre
 
 # --- the shared database: wrong URL, missing file, corrupt file ----------------------------
 
+
 def _old_lake(stack: Stack, data: Path) -> dict[str, bytes]:
     """A last good ``regions`` dataset with fewer rows than a new run writes (3)."""
     lake = data / "lake"
@@ -139,7 +141,9 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def database_faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[CliRun, Path, dict[str, bytes]]]:
+def database_faults(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[CliRun, Path, dict[str, bytes]]]:
     """Every database fault as its own `ingest --table regions`, all at once (each waits out
     the database retries, so together they cost the time of one)."""
     cases: dict[str, dict[str, str]] = {}
@@ -153,8 +157,10 @@ def database_faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> d
     cases["missing-file"]["ETL_DATABASE_URL"] = f"duckdb:///{missing}?access_mode=read_only"
     (dirs["corrupt-file"] / "demo" / "shop.duckdb").write_bytes(b"not a database\x00" * 4096)
     olds = {name: _old_lake(stack, dirs[name]) for name in cases}
-    runs = {name: CliRun.start(dirs[name].parent / "out", "ingest", "--table", "regions", env=stack.env(**env))
-            for name, env in cases.items()}
+    runs = {
+        name: CliRun.start(dirs[name].parent / "out", "ingest", "--table", "regions", env=stack.env(**env))
+        for name, env in cases.items()
+    }
     return {name: (run.finish(300), dirs[name], olds[name]) for name, run in runs.items()}
 
 
@@ -166,7 +172,9 @@ def database_faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> d
         ("corrupt-file", "not a valid DuckDB database file"),
     ],
 )
-def test_database_fault_fails_the_run_with_the_reason_and_keeps_the_lake(database_faults, prefect_client, case: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_database_fault_fails_the_run_with_the_reason_and_keeps_the_lake(
+    database_faults, prefect_client, case: str, reason: str
+) -> None:
     run, data, old_lake = database_faults[case]
     print(f"\n{case}: exit {run.code} after {run.seconds:.1f} s: {run.error_lines}")
     assert run.code == 1, run.describe()
@@ -178,12 +186,14 @@ def test_database_fault_fails_the_run_with_the_reason_and_keeps_the_lake(databas
     assert file_bytes(data / "lake") == old_lake, "a failed run changed the last good lake data"
     assert not any((data / "lake" / ".staging").glob("*")), "staging left behind"
     if case == "corrupt-file":
-        assert (data / "demo" / "shop.duckdb").read_bytes().startswith(b"not a database"), "the corrupt file was replaced"
+        assert (data / "demo" / "shop.duckdb").read_bytes().startswith(b"not a database"), (
+            "the corrupt file was replaced"
+        )
     if case == "missing-file":
         assert not (data / "elsewhere").exists(), "a read-only run created the missing database"
 
 
-def test_missing_demo_database_is_seeded_by_a_direct_run(stack: Stack, database_faults) -> None:  # type: ignore[no-untyped-def]
+def test_missing_demo_database_is_seeded_by_a_direct_run(stack: Stack, database_faults) -> None:
     """The embedded default heals itself: a direct run seeds the demo database it lacks."""
     run, data, old_lake = database_faults["demo-file-missing"]
     print(f"\ndemo-file-missing: exit {run.code} after {run.seconds:.1f} s")
@@ -193,15 +203,19 @@ def test_missing_demo_database_is_seeded_by_a_direct_run(stack: Stack, database_
     assert file_bytes(data / "lake") != old_lake  # the new regions replaced the old one, whole
     with duckdb.connect(str(stack.data_dir / "demo" / "shop.duckdb"), read_only=True) as con:
         expected = con.execute("SELECT count(*) FROM regions").fetchone()
-    assert duckdb.execute("SELECT count(*) FROM read_parquet(?)", [str(data / "lake" / "regions.parquet")]).fetchone() == expected
+    assert (
+        duckdb.execute("SELECT count(*) FROM read_parquet(?)", [str(data / "lake" / "regions.parquet")]).fetchone()
+        == expected
+    )
 
 
-def test_demo_api_port_taken_by_a_foreign_server(stack: Stack, tmp_path: Path, foreign_http_server) -> None:  # type: ignore[no-untyped-def]
+def test_demo_api_port_taken_by_a_foreign_server(stack: Stack, tmp_path: Path, foreign_http_server) -> None:
     """A direct run that needs the embedded demo API names the taken port and stops."""
     proc, port = foreign_http_server
     data = linked_data_dir(stack, tmp_path)
-    result = run_cli("ingest", "--table", "regions", env=stack.env(ETL_DATA_DIR=str(data), ETL_DEMO_API_PORT=str(port)),
-                     timeout=120)
+    result = run_cli(
+        "ingest", "--table", "regions", env=stack.env(ETL_DATA_DIR=str(data), ETL_DEMO_API_PORT=str(port)), timeout=120
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: demo API cannot bind") and f"port {port}" in lines[0], lines

@@ -19,8 +19,7 @@ import pytest
 
 from common.api_client import PartnerApi
 from common.resources import load_registry
-from support import Stack, free_port
-from support import CliRun, Fault, FaultyPartnerApi, lake_checksums, edited_limits, linked_data_dir
+from support import CliRun, Fault, FaultyPartnerApi, Stack, edited_limits, free_port, lake_checksums, linked_data_dir
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +30,11 @@ TASK_RETRIES = 1  # each case's [resources.api] retries
 
 CASES = {
     # name: (faults, failed call named in the error, reason in the error)
-    "down": ([], "fetch-reference-index", "unreachable: GET /v1/reference failed after 4 attempts (connection refused)"),
+    "down": (
+        [],
+        "fetch-reference-index",
+        "unreachable: GET /v1/reference failed after 4 attempts (connection refused)",
+    ),
     "slow": ([Fault(INDEX, "slow", 3)], "fetch-reference-index", f"timed out after {SLOW_TIMEOUT_S}s"),
     "429": ([Fault(INDEX, "429", 1)], "fetch-reference-index", "HTTP 429"),
     "500": ([Fault(FX_PAGE_2, "500")], "fetch-reference-page fx_rates page 2", "HTTP 500"),
@@ -52,7 +55,7 @@ def _old_orders(stack: Stack, lake: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def api_faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def api_faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory):
     """All four faults at once, each with its own partner API, data folder and ingest run."""
     from contextlib import ExitStack
 
@@ -89,7 +92,7 @@ def api_faults(stack: Stack, tmp_path_factory: pytest.TempPathFactory):  # type:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_partner_fault_fails_the_run_naming_the_call_and_keeps_the_lake(api_faults, stack: Stack, case: str) -> None:  # type: ignore[no-untyped-def]
+def test_partner_fault_fails_the_run_naming_the_call_and_keeps_the_lake(api_faults, stack: Stack, case: str) -> None:
     run, api, data, before = api_faults[case]
     _, call, reason = CASES[case]
     faulted = [h for h in api.hits if h.faulted]
@@ -114,7 +117,7 @@ def test_partner_fault_fails_the_run_naming_the_call_and_keeps_the_lake(api_faul
     if case == "slow":
         assert f"raise timeout_seconds of [resources.api] in {data.parent / 'limits.toml'}" in line, line
     if case == "429":
-        gaps = [b.at - a.at for a, b in zip(faulted, faulted[1:])]
+        gaps = [b.at - a.at for a, b in zip(faulted, faulted[1:], strict=False)]
         print(f"429: shortest gap between attempts {min(gaps):.2f} s (Retry-After: 1)")
         assert min(gaps) >= 1.0, f"a retry came before Retry-After allowed it: {gaps}"
     if case == "500":

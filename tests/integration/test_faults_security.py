@@ -12,14 +12,21 @@ from typing import Any
 
 import pytest
 
-from support import Stack, command_lines, free_port, listening, run_cli
-from support import CliRun, flow_run_id, linked_data_dir, server_text
+from support import (
+    CliRun,
+    Stack,
+    command_lines,
+    flow_run_id,
+    free_port,
+    linked_data_dir,
+    listening,
+    run_cli,
+    server_text,
+)
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "tok-SECRET-123"
-
-
 
 
 def test_demo_api_listens_on_loopback_only(stack: Stack, demo_api_port: int) -> None:
@@ -29,11 +36,15 @@ def test_demo_api_listens_on_loopback_only(stack: Stack, demo_api_port: int) -> 
 @pytest.fixture(scope="module")
 def token_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A demo API of its own that requires the token (separate port and storage)."""
-    from demo_systems.partner_api import DemoApiProcess
     from common.resources import get_registry
+    from demo_systems.partner_api import DemoApiProcess
 
-    api = DemoApiProcess(capacity=get_registry()["api"].slots, port=free_port(), token=TOKEN,
-                         storage_dir=tmp_path_factory.mktemp("token-partner"))
+    api = DemoApiProcess(
+        capacity=get_registry()["api"].slots,
+        port=free_port(),
+        token=TOKEN,
+        storage_dir=tmp_path_factory.mktemp("token-partner"),
+    )
     api.start()
     try:
         api.wait_healthy(timeout=30)
@@ -42,14 +53,15 @@ def token_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         api.stop()
 
 
-
-
-def test_token_never_shows_and_a_wrong_token_is_one_line(stack: Stack, prefect_client, token_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_token_never_shows_and_a_wrong_token_is_one_line(
+    stack: Stack, prefect_client, token_api, tmp_path: Path
+) -> None:
     runs = {}
     for name, token in (("right", TOKEN), ("wrong", "tok-WRONG-456")):
         data = linked_data_dir(stack, tmp_path / name)
-        env = stack.env(ETL_DATA_DIR=str(data), ETL_DEMO_API_PORT=str(token_api.port), ETL_API_TOKEN=token,
-                        ETL_LOG_LEVEL="DEBUG")
+        env = stack.env(
+            ETL_DATA_DIR=str(data), ETL_DEMO_API_PORT=str(token_api.port), ETL_API_TOKEN=token, ETL_LOG_LEVEL="DEBUG"
+        )
         runs[name] = CliRun.start(tmp_path / name / "out", "ingest", "--table", "orders", "--table", "regions", env=env)
 
     # `slots` while the runs hold slots (or as soon as they do), then plain and as JSON.
@@ -66,7 +78,10 @@ def test_token_never_shows_and_a_wrong_token_is_one_line(stack: Stack, prefect_c
     assert all(TOKEN.encode() not in c for c in command_lines()), "the token is on a process command line"
 
     right, wrong = runs["right"].finish(300), runs["wrong"].finish(300)
-    print(f"\nright token: exit {right.code} after {right.seconds:.1f} s; wrong token: exit {wrong.code}: {wrong.error_lines}")
+    print(
+        f"\nright token: exit {right.code} after {right.seconds:.1f} s; "
+        f"wrong token: exit {wrong.code}: {wrong.error_lines}"
+    )
     assert right.code == 0, right.describe()  # the token was sent and accepted
     assert wrong.code == 1 and len(wrong.error_lines) == 1, wrong.describe()
     assert "HTTP 401" in wrong.error_lines[0] and "set ETL_API_TOKEN to a valid token" in wrong.error_lines[0]

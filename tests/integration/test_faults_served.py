@@ -1,11 +1,11 @@
-"""Faults on served deployments: a flood of four flow runs at once, a cancellation, a limit
-deleted under a served run, and served runs killed while they hold slots (the watchdog).
+"""Faults on served deployments: a flood of four flow runs at once, a cancellation, and a limit
+deleted under a served run (killed runs and the watchdog: test_control_plane).
 
 One `serve-all` (against the session server, with its own data folder, on its defaults: the
 watchdog on) serves both deployments; flow runs are created through the API, so each runs
 in its own process the way production runs do. What is asserted comes from the server's
 task-run records, the limit counters, the demo API's counters, serve-all's log and the lake
-on disk. The watchdog test comes last: it is the one that leaves repairs in the log.
+on disk.
 """
 
 from __future__ import annotations
@@ -15,20 +15,31 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import httpx
 import pytest
 
-from support import ROOT, SERVING, Stack, assert_every_limit_held, kill_while_holding, linked_data_dir, script, slot_usage, stop_with_ctrl_c, trigger, wait_final, wait_for_text
+from support import (
+    ROOT,
+    SERVING,
+    Stack,
+    assert_every_limit_held,
+    linked_data_dir,
+    script,
+    slot_usage,
+    stop_with_ctrl_c,
+    trigger,
+    wait_final,
+    wait_for_text,
+)
 
 pytestmark = pytest.mark.integration
 
 FLOOD_TABLES = ("customers", "products", "orders", "order_items", "payments", "shipments", "reviews", "page_views")
 LEASE_SECONDS = 60  # Prefect 3.9.1's slot lease (DESIGN.md fact 4)
-
 
 
 @dataclass(frozen=True)
@@ -48,8 +59,14 @@ def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         shutil.copytree(stack.data_dir / "lake", data / "lake", ignore=shutil.ignore_patterns(".staging"))
     log_path = root / "serve-all.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([script("serve-all")], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env=stack.env(ETL_DATA_DIR=str(data)), stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [script("serve-all")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=stack.env(ETL_DATA_DIR=str(data)),
+            stdin=subprocess.DEVNULL,
+        )
     try:
         wait_for_text(log_path, SERVING, proc, timeout=120)
         yield Served(data, log_path, proc.pid)
@@ -57,26 +74,37 @@ def served(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         stop_with_ctrl_c(proc)
 
 
-def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Served, stack: Stack, prefect_client, rest) -> None:  # type: ignore[no-untyped-def]
+def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(
+    served: Served, stack: Stack, prefect_client, rest
+) -> None:
     from common.lake import dataset_path, parquet_rows
 
     httpx.post(f"{stack.demo_api_url}/stats/reset", timeout=5).raise_for_status()
     started = time.monotonic()
     # Ingest on 8 of the 20 tables (orders and payments among them: the enriched ones): 16
     # extracts and 20 report queries still flood the 3 database slots.
-    ids = [trigger(prefect_client, name, tables=list(FLOOD_TABLES)) if name == "ingest/local" else trigger(prefect_client, name)
-           for name in ("ingest/local", "reports/local") * 2]
+    ids = [
+        trigger(prefect_client, name, tables=list(FLOOD_TABLES))
+        if name == "ingest/local"
+        else trigger(prefect_client, name)
+        for name in ("ingest/local", "reports/local") * 2
+    ]
     runs = wait_final(prefect_client, ids, timeout=600)
-    print(f"\nflood: 4 runs over after {time.monotonic() - started:.0f} s: "
-          + ", ".join(f"{r.name}={r.state_type.value}" for r in runs.values()))
+    print(
+        f"\nflood: 4 runs over after {time.monotonic() - started:.0f} s: "
+        + ", ".join(f"{r.name}={r.state_type.value}" for r in runs.values())
+    )
     for run in runs.values():
-        assert run.state_type.value == "COMPLETED" or (run.state and run.state.message), f"{run.name} ended with no reason"
-    assert all(r.state_type.value == "COMPLETED" for r in runs.values()), {r.name: r.state.message for r in runs.values()}
+        assert run.state_type.value == "COMPLETED" or (run.state and run.state.message), (
+            f"{run.name} ended with no reason"
+        )
+    assert all(r.state_type.value == "COMPLETED" for r in runs.values()), {
+        r.name: r.state.message for r in runs.values()
+    }
 
     # A healthy flood hands slots off all the time; the watchdog must never take a hand-off for
     # a leak (freeing a slot a live task run holds is what would let a fourth one in).
-    repairs = [line for line in served.log.read_text(errors="replace").splitlines()
-               if "auto-repair" in line]
+    repairs = [line for line in served.log.read_text(errors="replace").splitlines() if "auto-repair" in line]
     assert not repairs, f"the watchdog freed slots during a healthy flood: {repairs}"
     assert_every_limit_held(rest, ids)
 
@@ -98,7 +126,7 @@ def test_flood_of_four_runs_holds_every_limit_and_loses_nothing(served: Served, 
     assert (served.data / "reports" / "SUMMARY.md").exists()
 
 
-def test_cancelled_run_frees_its_database_slots(served: Served, stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_cancelled_run_frees_its_database_slots(served: Served, stack: Stack, prefect_client) -> None:
     """Cancel the way the CLI and the UI do (the flow run goes to Cancelling on the server;
     the runner that serves it stops the run) while it holds database slots."""
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
@@ -109,7 +137,11 @@ def test_cancelled_run_frees_its_database_slots(served: Served, stack: Stack, pr
     deadline = time.monotonic() + 180
     while True:
         holders = prefect_client.read_concurrency_limit_by_tag("database").active_slots
-        held = prefect_client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=holders))) if holders else []
+        held = (
+            prefect_client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=holders)))
+            if holders
+            else []
+        )
         if any(t.flow_run_id == run_id for t in held):
             break
         assert time.monotonic() < deadline, "the run never held a database slot"
@@ -123,11 +155,15 @@ def test_cancelled_run_frees_its_database_slots(served: Served, stack: Stack, pr
     pending = min(t.expected_start_time or t.created for t in held if t.flow_run_id == run_id)
     expiry = pending + timedelta(seconds=LEASE_SECONDS)
     while slot_usage(stack.api_url) != (0, 0):
-        assert datetime.now(timezone.utc) < expiry, f"slots still taken when their leases could expire: {slot_usage(stack.api_url)}"
+        assert datetime.now(UTC) < expiry, (
+            f"slots still taken when their leases could expire: {slot_usage(stack.api_url)}"
+        )
         time.sleep(0.25)
     freed = time.monotonic() - cancelled_at
-    print(f"database slots free again {freed:.1f} s after the cancel, "
-          f"{(expiry - datetime.now(timezone.utc)).total_seconds():.0f} s before lease expiry")
+    print(
+        f"database slots free again {freed:.1f} s after the cancel, "
+        f"{(expiry - datetime.now(UTC)).total_seconds():.0f} s before lease expiry"
+    )
     state = wait_final(prefect_client, [run_id], timeout=60)[run_id].state
     print(f"flow run ended {state.type.value}: {state.message}")
     assert state.type.value == "CANCELLED"
@@ -141,7 +177,9 @@ def test_cancelled_run_frees_its_database_slots(served: Served, stack: Stack, pr
     assert not leftover.exists()
 
 
-def test_a_served_run_checks_the_limits_itself_and_refuses_before_any_task(served: Served, stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_served_run_checks_the_limits_itself_and_refuses_before_any_task(
+    served: Served, stack: Stack, prefect_client
+) -> None:
     """The limit goes away after serve-all started (someone deleted it in the UI): the next
     served run refuses at its start, naming the tag, before any task runs unlimited."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -157,32 +195,3 @@ def test_a_served_run_checks_the_limits_itself_and_refuses_before_any_task(serve
         assert tasks == [], f"{len(tasks)} task runs were created before the refusal"
     finally:
         assert subprocess.run([script("limits"), "sync"], capture_output=True, cwd=ROOT, timeout=120).returncode == 0
-
-
-def test_the_watchdog_frees_leaked_slots_with_no_command_typed(served: Served, stack: Stack, prefect_client, rest) -> None:  # type: ignore[no-untyped-def]
-    """serve-all's watchdog (on by default) brings back the slots of killed runs long before
-    their leases could expire, and a counter raised above its live leases, with nothing typed."""
-    log = served.log
-    # SIGKILL both flows while they hold database slots: nobody types anything.
-    _, held_since = kill_while_holding(prefect_client, rest, served.pid, ("ingest/local", "reports/local"))
-    killed = time.monotonic()
-    expiry = held_since + timedelta(seconds=LEASE_SECONDS)
-    while slot_usage(stack.api_url) != (0, 0):
-        assert datetime.now(timezone.utc) < expiry, "the slots were still taken when their leases could expire"
-        time.sleep(0.5)
-    freed = time.monotonic() - killed
-    left = (expiry - datetime.now(timezone.utc)).total_seconds()
-    print(f"\nwatchdog freed the killed runs' slots {freed:.0f} s after SIGKILL, {left:.0f} s before lease expiry")
-    # The watchdog frees the slots, then logs what it did: its line can trail the freed slots.
-    wait_for_text(log, "auto-repair: tag:database", None, timeout=15)  # else not freed by the watchdog
-
-    # A counter raised above its live leases (as a crash between increment and lease
-    # would leave it) is brought back too; the counter is not a lease, it never expires.
-    httpx.post(f"{stack.api_url}/v2/concurrency_limits/increment",
-               json={"names": ["tag:database"], "slots": 2, "mode": "concurrency"}, timeout=10).raise_for_status()
-    assert slot_usage(stack.api_url) == (2, 0)
-    deadline = time.monotonic() + 60
-    while slot_usage(stack.api_url) != (0, 0):
-        assert time.monotonic() < deadline, f"counter still raised: {slot_usage(stack.api_url)}"
-        time.sleep(0.5)
-    wait_for_text(log, "auto-repair: tag:database: free 2 slot(s)", None, timeout=15)

@@ -9,11 +9,17 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from pydantic import SecretStr
 
 from common.db import connect
 from common.duckdb_memory import local_duckdb
 from common.lake import (
-    copy_query_to_parquet, dataset_path, parquet_rows, publish, remove_staging, staging_dir,
+    copy_query_to_parquet,
+    dataset_path,
+    parquet_rows,
+    publish,
+    remove_staging,
+    staging_dir,
     write_batches_to_parquet,
 )
 from common.settings import Settings
@@ -24,7 +30,7 @@ def source_db(tmp_path: Path) -> Settings:
     path = tmp_path / "src.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE t AS SELECT range AS id, 'name ' || range AS name FROM range(12345)")
-    return Settings(database_url=f"duckdb:///{path}?access_mode=read_only", data_dir=tmp_path / "data")
+    return Settings(database_url=SecretStr(f"duckdb:///{path}?access_mode=read_only"), data_dir=tmp_path / "data")
 
 
 def test_duckdb_extract_streams_to_parquet_through_the_connector(source_db: Settings, tmp_path: Path) -> None:
@@ -44,16 +50,21 @@ def test_each_duckdb_connection_is_its_own_instance_within_its_budget(source_db:
 
     settings = source_db.model_copy(update={"duckdb_memory_limit": "64MB"})
     with connect(settings) as first, connect(settings) as second:
-        assert first.exec_driver_sql("SELECT current_setting('memory_limit'), current_setting('threads')").one() == ("61.0 MiB", 1)
+        assert first.exec_driver_sql("SELECT current_setting('memory_limit'), current_setting('threads')").one() == (
+            "61.0 MiB",
+            1,
+        )
         first.exec_driver_sql("CREATE TEMP TABLE mine AS SELECT 1")
         assert second.exec_driver_sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'mine'").scalar() == 0
         assert second.exec_driver_sql("SELECT count(*) FROM t").scalar() == 12345  # the attached file
-        spills = list((settings.data_dir / "spill").iterdir())  # type: ignore[operator]
+        spills = list((settings.data_dir / "spill").iterdir())
         assert len(spills) == 2, spills
         with pytest.raises(OperationalError, match="Out of Memory"):
-            first.exec_driver_sql("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), count(DISTINCT x) "
-                                  "FROM (SELECT random() AS x FROM range(40000000))").one()
-    assert list((settings.data_dir / "spill").iterdir()) == []  # type: ignore[operator]
+            first.exec_driver_sql(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), count(DISTINCT x) "
+                "FROM (SELECT random() AS x FROM range(40000000))"
+            ).one()
+    assert list((settings.data_dir / "spill").iterdir()) == []
 
 
 def test_lake_steps_of_one_process_take_turns_and_a_slots_conversion_does_not_wait(tmp_path: Path) -> None:
@@ -104,10 +115,11 @@ def test_generic_batches_keep_types_and_every_row(tmp_path: Path) -> None:
         [(1, "a", Decimal("1.50"), date(2024, 1, 1), datetime(2024, 1, 1, 12), True, 0.5)],
         [(2, None, Decimal("2.25"), date(2024, 1, 2), datetime(2024, 1, 2, 12), False, None)],
     ]
-    rows = write_batches_to_parquet(["id", "name", "amount", "day", "ts", "flag", "ratio"], batches, target)
+    rows = write_batches_to_parquet(["id", "name", "amount", "day", "ts", "flag", "ratio"], batches, target)  # type: ignore[arg-type]  # rows of mixed values
     assert rows == 2
-    types = dict(duckdb.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()[i][:2]
-                 for i in range(7))
+    types = dict(
+        duckdb.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()[i][:2] for i in range(7)
+    )
     assert types["id"] == "BIGINT" and types["day"] == "DATE" and types["flag"] == "BOOLEAN"
     assert types["amount"].startswith("DECIMAL")
     assert not list(tmp_path.glob("*.scratch.duckdb*"))
@@ -136,7 +148,7 @@ def test_publish_replaces_atomically_and_a_failed_write_keeps_the_old_dataset(tm
     # the published dataset is untouched.
     stage2 = staging_dir(lake, "run-2")
 
-    def batches():  # type: ignore[no-untyped-def]
+    def batches():
         yield [(1,), (2,)]
         raise ConnectionError("the database went away mid-extract")
 
@@ -154,9 +166,8 @@ def test_dataset_and_run_names_are_checked() -> None:
         staging_dir(Path("/tmp"), "../x")
 
 
-
 @pytest.mark.integration
-def test_sweep_removes_only_staging_of_runs_that_are_over(tmp_path: Path, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_removes_only_staging_of_runs_that_are_over(tmp_path: Path, prefect_client) -> None:
     """Folders of runs the server reports over go; a running run's, the caller's, unknown
     ids and anything not named like a run stay."""
     from uuid import uuid4
@@ -172,7 +183,7 @@ def test_sweep_removes_only_staging_of_runs_that_are_over(tmp_path: Path, prefec
 
     lake = tmp_path / "lake"
 
-    def run_in(state) -> str:  # type: ignore[no-untyped-def]
+    def run_in(state) -> str:
         run_id = str(prefect_client.create_flow_run(placeholder, state=state).id)
         staging_dir(lake, run_id)
         return run_id

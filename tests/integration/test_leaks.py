@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,13 +34,21 @@ LEASE_SECONDS = 60  # Prefect 3.9.1's slot lease (DESIGN.md fact 4): expiry is n
 
 
 def _serve(stack: Stack, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([script("serve-all"), *args], stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            cwd=ROOT, env=stack.env(), stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [script("serve-all"), *args],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=stack.env(),
+        stdin=subprocess.DEVNULL,
+    )
     wait_for_text(log, SERVING, proc, timeout=120)
     return proc
 
 
-def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack, prefect_client, rest, tmp_path: Path, record_property) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(
+    stack: Stack, prefect_client, rest, tmp_path: Path, record_property
+) -> None:
     began = time.monotonic()
     phases: list[str] = []
 
@@ -52,7 +60,7 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack
     try:
         # 1. Kill ingest mid-run: flagged by the inspector, reports still completes.
         runs, held_since = kill_while_holding(prefect_client, rest, serve.pid, ("ingest/local",), ("reports/local",))
-        killed = datetime.now(timezone.utc)
+        killed = datetime.now(UTC)
         phase("killed")
         ingest = runs["ingest/local"]
         crashed = wait_final(prefect_client, [ingest], timeout=LEASE_SECONDS)[ingest]
@@ -61,15 +69,20 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack
         # leases expire: a lease after the kill at the latest (a live engine renews them).
         flagged: list[str] = []
         while not any("tag:database" in a and "CRASHED" in a for a in flagged) and (
-                datetime.now(timezone.utc) < killed + timedelta(seconds=LEASE_SECONDS)):
+            datetime.now(UTC) < killed + timedelta(seconds=LEASE_SECONDS)
+        ):
             check = run_cli("slots", "--json", "--check")
             assert check.returncode in (0, 1), check.stdout + check.stderr
             flagged = json.loads(check.stdout)["anomalies"]
-        timeline = (f"killed {(killed - held_since).total_seconds():.1f} s after its holders were scheduled, "
-                    f"reported crashed {(crashed.state.timestamp - killed).total_seconds():.1f} s later; "
-                    f"last reading {(datetime.now(timezone.utc) - killed).total_seconds():.1f} s after the kill: {flagged}")
+        timeline = (
+            f"killed {(killed - held_since).total_seconds():.1f} s after its holders were scheduled, "
+            f"reported crashed {(crashed.state.timestamp - killed).total_seconds():.1f} s later; "
+            f"last reading {(datetime.now(UTC) - killed).total_seconds():.1f} s after the kill: {flagged}"
+        )
         print("\n" + timeline)
-        assert any("tag:database" in a and "CRASHED" in a for a in flagged), f"never flagged the killed run's slots: {timeline}"
+        assert any("tag:database" in a and "CRASHED" in a for a in flagged), (
+            f"never flagged the killed run's slots: {timeline}"
+        )
         phase("flagged")
         reports = runs["reports/local"]
         assert wait_final(prefect_client, [reports])[reports].state_type.value == "COMPLETED"
@@ -79,7 +92,7 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack
         #    `slots repair --yes` frees them at once, before their leases could have expired.
         assert slot_usage(stack.api_url)[1] > 0, "the killed run's slots were gone before the repair"
         result = None
-        while datetime.now(timezone.utc) < held_since + timedelta(seconds=LEASE_SECONDS):
+        while datetime.now(UTC) < held_since + timedelta(seconds=LEASE_SECONDS):
             result = run_cli("slots", "repair", "--yes")
             assert result.returncode == 0, result.stdout + result.stderr
             if "done: tag:database" in result.stdout:
@@ -87,7 +100,7 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(stack: Stack
             time.sleep(1)
         assert result is not None and "done: tag:database" in result.stdout, result and result.stdout
         assert slot_usage(stack.api_url) == (0, 0)
-        left = (held_since + timedelta(seconds=LEASE_SECONDS) - datetime.now(timezone.utc)).total_seconds()
+        left = (held_since + timedelta(seconds=LEASE_SECONDS) - datetime.now(UTC)).total_seconds()
         print(f"repair freed the killed run's slots {left:.1f} s before their leases could expire")
         assert left > 0, "freed by lease expiry"
         assert run_cli("slots", "--check").returncode == 0
@@ -129,13 +142,20 @@ def test_a_mismatch_that_moves_from_tick_to_tick_is_never_a_leak() -> None:
     now = [0.0]
     dog = Watchdog(registry=None, api_url="", grace=6.0, clock=lambda: now[0])  # type: ignore[arg-type]
     for tick in range(10):
-        moment = RepairAction("database", "decrement", 1, "counter says 3 taken, 2 live leases",
-                              evidence=("counter=3/3", f"t{tick}", f"t{tick + 1}"))
+        moment = RepairAction(
+            "database",
+            "decrement",
+            1,
+            "counter says 3 taken, 2 live leases",
+            evidence=("counter=3/3", f"t{tick}", f"t{tick + 1}"),
+        )
         assert dog.due([moment]) == [], f"tick {tick}: a hand-off taken for a leak"
         now[0] += 2.0
-    steady = RepairAction("database", "decrement", 1, "counter says 3 taken, 2 live leases",
-                          evidence=("counter=3/3", "t1", "t2"))
+    steady = RepairAction(
+        "database", "decrement", 1, "counter says 3 taken, 2 live leases", evidence=("counter=3/3", "t1", "t2")
+    )
     assert confirmed([steady], [steady]) == [steady]
-    moved = RepairAction("database", "decrement", 1, "counter says 3 taken, 2 live leases",
-                         evidence=("counter=3/3", "t2", "t3"))
+    moved = RepairAction(
+        "database", "decrement", 1, "counter says 3 taken, 2 live leases", evidence=("counter=3/3", "t2", "t3")
+    )
     assert confirmed([steady], [moved]) == []

@@ -4,6 +4,7 @@ and a factory tag with no limit makes every entry point refuse to start (fail cl
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -23,7 +24,7 @@ def test_sync_twice_second_run_changes_nothing(stack: Stack) -> None:
     assert diff.returncode == 0, diff.stdout
 
 
-def test_sync_restores_a_limit_changed_behind_its_back(stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_sync_restores_a_limit_changed_behind_its_back(stack: Stack, prefect_client) -> None:
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
     prefect_client.update_global_concurrency_limit("tag:database", GlobalConcurrencyLimitUpdate(limit=7))
@@ -36,7 +37,7 @@ def test_sync_restores_a_limit_changed_behind_its_back(stack: Stack, prefect_cli
     assert prefect_client.read_global_concurrency_limit_by_name("tag:database").limit == 3
 
 
-def test_malformed_limits_file_is_refused_and_changes_nothing(stack: Stack, prefect_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_limits_file_is_refused_and_changes_nothing(stack: Stack, prefect_client, tmp_path: Path) -> None:
     bad = tmp_path / "limits.toml"
     bad.write_text((ROOT / "limits.toml").read_text().replace("slots = 3", "slots = 0"))
     before = {g.name: (g.limit, g.active) for g in prefect_client.read_global_concurrency_limits()}
@@ -49,7 +50,9 @@ def test_malformed_limits_file_is_refused_and_changes_nothing(stack: Stack, pref
 
 
 @pytest.mark.parametrize("fault", ["missing", "inactive"])
-def test_a_tag_without_an_active_limit_makes_every_entry_point_refuse_naming_it(stack: Stack, prefect_client, fault: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_tag_without_an_active_limit_makes_every_entry_point_refuse_naming_it(
+    stack: Stack, prefect_client, fault: str
+) -> None:
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
     if fault == "missing":
@@ -76,7 +79,7 @@ def test_a_tag_without_an_active_limit_makes_every_entry_point_refuse_naming_it(
     assert restored.limit == get_registry()["api"].slots and restored.active
 
 
-def test_prune_deletes_only_limits_an_earlier_sync_created(stack: Stack, prefect_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_prune_deletes_only_limits_an_earlier_sync_created(stack: Stack, prefect_client, tmp_path: Path) -> None:
     """A limit someone else made survives ``--prune``; one this project made and the file no
     longer declares goes, and the managed names on the server follow."""
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
@@ -84,17 +87,17 @@ def test_prune_deletes_only_limits_an_earlier_sync_created(stack: Stack, prefect
 
     prefect_client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="tag:someone-else", limit=1))
     extra = tmp_path / "limits.toml"
-    extra.write_text((ROOT / "limits.toml").read_text() + '\n[resources.scratch]\nslots = 2\n')
+    extra.write_text((ROOT / "limits.toml").read_text() + "\n[resources.scratch]\nslots = 2\n")
     try:
         assert run_cli("limits", "sync", env=stack.env(ETL_LIMITS_FILE=str(extra))).returncode == 0
-        assert "scratch" in Variable.get("etl_managed_limits")
+        assert "scratch" in cast(list[str], Variable.get("etl_managed_limits"))
         pruned = run_cli("limits", "sync", "--prune")
         assert pruned.returncode == 0, pruned.stdout + pruned.stderr
         assert "done: tag:scratch: managed by this project but no longer in the file; delete" in pruned.stdout
         assert "note: tag:someone-else: on the server (1 slots) but not in the file; left alone" in pruned.stdout
         names = {g.name for g in prefect_client.read_global_concurrency_limits()}
         assert "tag:scratch" not in names and "tag:someone-else" in names
-        assert "scratch" not in Variable.get("etl_managed_limits")
+        assert "scratch" not in cast(list[str], Variable.get("etl_managed_limits"))
     finally:
         prefect_client.delete_global_concurrency_limit_by_name("tag:someone-else")
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common.prefect_api import not_ready
-from common.prefect_api import ServerUnavailableError
+from common.prefect_api import ServerUnavailableError, not_ready
 from local_server.postgres import stop_postmaster
 from local_server.prefect_server import LocalPrefectServer
 from support import ROOT, free_port, running
@@ -38,8 +37,13 @@ sys.stdin.read()  # until the test kills us
 
 def _owner(home: Path, port: int, stop_timeout: float = 5.0) -> tuple[subprocess.Popen[str], int, int]:
     """A process that started a local server (and its reaper) on ``home``; (owner, server pid, postmaster)."""
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(home), str(port), str(stop_timeout)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(home), str(port), str(stop_timeout)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert owner.stdout is not None
     server_pid = int(owner.stdout.readline())
     postmaster = int((home / "pgdata" / "postmaster.pid").read_text().splitlines()[0])

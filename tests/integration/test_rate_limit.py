@@ -36,16 +36,14 @@ BURST = math.ceil(RATE)  # the limit: this many may start at once
 JITTER_S = 0.25  # spread between taking a slot and the request reaching the API
 
 
-
-
 @pytest.fixture
-def restore_limits(stack: Stack, prefect_client) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def restore_limits(stack: Stack, prefect_client) -> Iterator[None]:
     """Afterwards the server is back on the repository's limits, with no ``rate:api`` left
     to slow down or fail the other tests."""
     from prefect.exceptions import ObjectNotFound
 
-    from slot_tools.limits_sync import plan
     from common.resources import load_registry
+    from slot_tools.limits_sync import plan
 
     yield
     restore = run_cli("limits", "sync", "--prune")
@@ -57,9 +55,7 @@ def restore_limits(stack: Stack, prefect_client) -> Iterator[None]:  # type: ign
 
 
 @pytest.mark.usefixtures("restore_limits")
-def test_rate_limit_is_synced_checked_and_repaired(  # type: ignore[no-untyped-def]
-    stack: Stack, prefect_client, tmp_path: Path
-) -> None:
+def test_rate_limit_is_synced_checked_and_repaired(stack: Stack, prefect_client, tmp_path: Path) -> None:
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
     env = stack.env(ETL_LIMITS_FILE=str(edited_limits(tmp_path / "limits-4.toml", "api", rate_per_second=4)))
@@ -94,7 +90,9 @@ def test_rate_limit_is_synced_checked_and_repaired(  # type: ignore[no-untyped-d
 
 @pytest.mark.usefixtures("restore_limits")
 def test_ingest_requests_start_at_most_at_the_rate(stack: Stack, tmp_path: Path) -> None:
-    env = stack.env(ETL_LIMITS_FILE=str(edited_limits(tmp_path / f"limits-{RATE:g}.toml", "api", rate_per_second=f"{RATE:g}")))
+    env = stack.env(
+        ETL_LIMITS_FILE=str(edited_limits(tmp_path / f"limits-{RATE:g}.toml", "api", rate_per_second=f"{RATE:g}"))
+    )
     synced = run_cli("limits", "sync", env=env)
     assert synced.returncode == 0, synced.stdout + synced.stderr
     httpx.post(f"{stack.demo_api_url}/stats/reset", timeout=5).raise_for_status()

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -32,15 +32,29 @@ import pytest
 from common.prefect_rest import PrefectRest
 from local_server.balancer import Balancer, balancing
 from local_server.replicas import PrefectReplicas
-from support import ROOT, SERVING, Stack, assert_every_limit_held, capped_limits, trigger_at, free_port, linked_data_dir, script, stop_with_ctrl_c, wait_for_text, wait_final_at
+from support import (
+    ROOT,
+    SERVING,
+    Stack,
+    assert_every_limit_held,
+    capped_limits,
+    free_port,
+    linked_data_dir,
+    script,
+    stop_with_ctrl_c,
+    trigger_at,
+    wait_final_at,
+    wait_for_text,
+)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectReplicas]:
-    replicas = PrefectReplicas(home=tmp_path_factory.mktemp("replicas"), ports=(free_port(), free_port()),
-                               redis_port=free_port())
+    replicas = PrefectReplicas(
+        home=tmp_path_factory.mktemp("replicas"), ports=(free_port(), free_port()), redis_port=free_port()
+    )
     replicas.start()
     try:
         yield replicas
@@ -64,7 +78,8 @@ def _leases_in_redis(tier: PrefectReplicas) -> int:
 
 
 def test_the_limit_holds_across_replicas_and_a_replica_restart_leaks_nothing(
-        stack: Stack, tier: PrefectReplicas, tmp_path: Path) -> None:
+    stack: Stack, tier: PrefectReplicas, tmp_path: Path
+) -> None:
     first, second = tier.api_urls
     data = linked_data_dir(stack, tmp_path)
     limits = capped_limits(tmp_path / "limits.toml")  # both runs hold database slots at once, by construction
@@ -75,11 +90,17 @@ def test_the_limit_holds_across_replicas_and_a_replica_restart_leaks_nothing(
         try:
             for command, api in (("serve-ingest", first), ("serve-reports", balancer.api_url)):
                 log = tmp_path / f"{command}.log"
-                servers.append(subprocess.Popen([script(command)], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                                                cwd=ROOT, stdin=subprocess.DEVNULL,
-                                                env=stack.env(PREFECT_API_URL=api, ETL_DATA_DIR=str(data),
-                                                              ETL_LIMITS_FILE=str(limits))))
-            for command, proc in zip(("serve-ingest", "serve-reports"), servers):
+                servers.append(
+                    subprocess.Popen(
+                        [script(command)],
+                        stdout=open(log, "wb"),
+                        stderr=subprocess.STDOUT,
+                        cwd=ROOT,
+                        stdin=subprocess.DEVNULL,
+                        env=stack.env(PREFECT_API_URL=api, ETL_DATA_DIR=str(data), ETL_LIMITS_FILE=str(limits)),
+                    )
+                )
+            for command, proc in zip(("serve-ingest", "serve-reports"), servers, strict=True):
                 wait_for_text(tmp_path / f"{command}.log", SERVING, proc, timeout=120)
             _run_and_restart(tier, balancer, tmp_path)
         finally:
@@ -116,11 +137,13 @@ def _run_and_restart(tier: PrefectReplicas, balancer: Balancer, tmp_path: Path) 
     tier.stop_replica(1)
     stopped = time.monotonic()
     held_while_down = _holders(first)
-    read_at = datetime.now(timezone.utc)
+    read_at = datetime.now(UTC)
     back = tier.start_replica(1)
-    print(f"\nreplica 1 stopped while reports held {len(taken)} database slot(s); with it down, replica 0 "
-          f"saw {len(held_while_down)} holders; ready again {time.monotonic() - stopped:.1f} s later "
-          f"({back:.1f} s to start)")
+    print(
+        f"\nreplica 1 stopped while reports held {len(taken)} database slot(s); with it down, replica 0 "
+        f"saw {len(held_while_down)} holders; ready again {time.monotonic() - stopped:.1f} s later "
+        f"({back:.1f} s to start)"
+    )
 
     states = {i: r.state_type for i, r in wait_final_at(first, runs, timeout=300).items()}
     # A lease missing from that reading was lost unless its task run had ended by then (a task
@@ -129,9 +152,13 @@ def _run_and_restart(tier: PrefectReplicas, balancer: Balancer, tmp_path: Path) 
     with PrefectRest(first) as rest:
         missing = rest.task_runs_by_id(sorted(taken - set(held_while_down)))
         lost = {t: rec.end_time for t, rec in missing.items() if rec.end_time is None or rec.end_time > read_at}
-        assert not lost, f"leases lost with replica 1: task runs that ran on after {read_at} without their lease: {lost}"
+        assert not lost, (
+            f"leases lost with replica 1: task runs that ran on after {read_at} without their lease: {lost}"
+        )
         messages = {r: httpx.get(f"{first}/flow_runs/{r}", timeout=10).json()["state"]["message"] for r in runs}
-        print(f"ingest {states[ingest]}, reports {states[reports]}; connections by replica port: {dict(balancer.served)}")
+        print(
+            f"ingest {states[ingest]}, reports {states[reports]}; connections by replica port: {dict(balancer.served)}"
+        )
         assert states[ingest] == "COMPLETED", messages[ingest]
         assert states[reports] == "COMPLETED", (messages[reports], (tmp_path / "serve-reports.log").read_text()[-3000:])
         assert balancer.served[tier.ports[0]] > 0, "reports never fell back to replica 0 while replica 1 was away"

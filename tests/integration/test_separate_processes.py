@@ -59,15 +59,19 @@ def _wait_serving(procs: dict[str, tuple[subprocess.Popen[bytes], IO[str]]], tim
 
 
 @pytest.mark.integration
-def test_each_flow_in_its_own_process_shares_the_limits(stack: Stack, prefect_client, rest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from slot_tools.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
+def test_each_flow_in_its_own_process_shares_the_limits(stack: Stack, prefect_client, rest, tmp_path: Path) -> None:
     from common.resources import get_registry
+    from slot_tools.history import peak_concurrency, read_intervals, shared_moments, wait_until_recorded
 
     procs: dict[str, tuple[subprocess.Popen[bytes], IO[str]]] = {}
     for command in ("serve-ingest", "serve-reports"):
-        log = open(tmp_path / f"{command}.log", "w+", encoding="utf-8")
+        log: IO[str] = open(tmp_path / f"{command}.log", "w+", encoding="utf-8")
         proc = subprocess.Popen(
-            [script(command)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=stack.env(),
+            [script(command)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=stack.env(),
             stdin=subprocess.DEVNULL,
         )
         procs[command] = (proc, log)
@@ -89,7 +93,7 @@ def test_each_flow_in_its_own_process_shares_the_limits(stack: Stack, prefect_cl
         assert states == {"ingest": "COMPLETED", "reports": "COMPLETED"}
 
         # Each run executed under the process serving its deployment, not the other one.
-        logs = {}
+        logs: dict[str, str] = {}
         for command, (_, log) in procs.items():
             log.seek(0)
             logs[command] = log.read()
@@ -102,16 +106,19 @@ def test_each_flow_in_its_own_process_shares_the_limits(stack: Stack, prefect_cl
             intervals = read_intervals(rest, [tag], flow_run_ids=ids)
             peak, at = peak_concurrency(intervals)
             both = shared_moments(intervals)
-            print(f"tag:{tag}: {len(intervals)} task runs, peak {peak}/{limit}, both processes held slots for {both:.1f} s")
+            print(
+                f"tag:{tag}: {len(intervals)} task runs, peak {peak}/{limit}, both processes held slots "
+                f"for {both:.1f} s"
+            )
             assert peak <= limit, f"{tag}: {peak} held at once at {at}, limit {limit}"
             if tag == "database":
                 assert {iv.flow for iv in intervals} == {"ingest", "reports"}
                 assert both > 0, "the two processes' runs never held database slots at the same time"
     finally:
-        for command, (proc, _) in procs.items():
+        for proc, _ in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-        exits = {}
+        exits: dict[str, int | None] = {}
         for command, (proc, log) in procs.items():
             try:
                 exits[command] = proc.wait(timeout=60)

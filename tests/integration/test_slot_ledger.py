@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -30,7 +30,7 @@ def runs(stack: Stack) -> Iterator[TaggedTaskRuns]:
 
 
 @pytest.fixture
-def counted_rest(stack: Stack):  # type: ignore[no-untyped-def]
+def counted_rest(stack: Stack):
     """The project's REST reader, counting the task-run records the server sends it."""
     from common.prefect_rest import PrefectRest
 
@@ -47,28 +47,30 @@ def counted_rest(stack: Stack):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def ledger(counted_rest, tmp_path: Path):  # type: ignore[no-untyped-def]
+def ledger(counted_rest, tmp_path: Path):
     """A ledger of its own that settles holds at once."""
     from slot_tools.ledger import Ledger
 
     return Ledger(tmp_path / "ledger.sqlite", counted_rest.api_url, settling=timedelta(0))
 
 
-def _read(ledger, rest, tag: str, since: datetime) -> tuple[set[tuple[object, ...]], int]:  # type: ignore[no-untyped-def]
+def _read(ledger, rest, tag: str, since: datetime) -> tuple[set[tuple[object, ...]], int]:
     """What the ledger gives (as comparable rows) and how many records it read to give it."""
     before = rest.records_read[0]
-    holds = ledger.read(rest, tag, since, datetime.now(timezone.utc))
+    holds = ledger.read(rest, tag, since, datetime.now(UTC))
     return {(h.task_run_id, h.start, h.end, h.state) for h in holds}, rest.records_read[0] - before
 
 
-def _whole(rest, tag: str, since: datetime) -> set[tuple[object, ...]]:  # type: ignore[no-untyped-def]
+def _whole(rest, tag: str, since: datetime) -> set[tuple[object, ...]]:
     from slot_tools.history import read_intervals
 
     return {(h.task_run_id, h.start, h.end, h.state) for h in read_intervals(rest, [tag], since=since)}
 
 
 def test_a_second_history_reads_only_the_new_holds_and_matches_a_whole_read(
-    runs: TaggedTaskRuns, counted_rest, ledger  # type: ignore[no-untyped-def]
+    runs: TaggedTaskRuns,
+    counted_rest,
+    ledger,
 ) -> None:
     since = runs.since
     runs.completed(3)
@@ -82,7 +84,9 @@ def test_a_second_history_reads_only_the_new_holds_and_matches_a_whole_read(
 
 
 def test_a_ledger_the_server_no_longer_matches_is_read_whole_again(
-    runs: TaggedTaskRuns, counted_rest, ledger  # type: ignore[no-untyped-def]
+    runs: TaggedTaskRuns,
+    counted_rest,
+    ledger,
 ) -> None:
     """A deleted run (as a wiped or replaced server, or a record that arrived late, would)
     changes the server's count: the ledger's copy is not used."""
@@ -97,7 +101,9 @@ def test_a_ledger_the_server_no_longer_matches_is_read_whole_again(
 
 
 def test_a_hold_still_running_when_read_is_read_again_until_it_is_over(
-    runs: TaggedTaskRuns, counted_rest, ledger  # type: ignore[no-untyped-def]
+    runs: TaggedTaskRuns,
+    counted_rest,
+    ledger,
 ) -> None:
     since = runs.since
     runs.completed(2)
@@ -128,7 +134,9 @@ def test_an_unusable_ledger_file_is_named_and_the_history_still_answers(stack: S
 
 
 def test_serve_alls_keeper_leaves_a_history_only_the_last_moments_to_read(
-    runs: TaggedTaskRuns, counted_rest, ledger  # type: ignore[no-untyped-def]
+    runs: TaggedTaskRuns,
+    counted_rest,
+    ledger,
 ) -> None:
     """serve-all reads new holds into the ledger in the background, so a history asked for
     later (the first of the day included) reads nothing the keeper already read."""
@@ -147,7 +155,7 @@ def test_serve_alls_keeper_leaves_a_history_only_the_last_moments_to_read(
     assert read == 0, f"read {read} records the keeper had read"
 
 
-def _wait_for_pass(keeper, after: int) -> None:  # type: ignore[no-untyped-def]
+def _wait_for_pass(keeper, after: int) -> None:
     deadline = time.monotonic() + 30
     while keeper.passes <= after:
         assert time.monotonic() < deadline, f"the keeper made {keeper.passes} passes in 30 s"

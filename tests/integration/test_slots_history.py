@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -16,19 +16,19 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def reports_run(stack: Stack, prefect_client, rest) -> UUID:  # type: ignore[no-untyped-def]
+def reports_run(stack: Stack, prefect_client, rest) -> UUID:
     """One direct reports run (it holds database and api slots), fully recorded on the server."""
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStartTime
     from prefect.client.schemas.sorting import FlowRunSort
 
     from slot_tools.history import wait_until_recorded
 
-    began = datetime.now(timezone.utc)
+    began = datetime.now(UTC)
     result = run_cli("reports", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = prefect_client.read_flow_runs(
         flow_filter=FlowFilter(name=FlowFilterName(any_=["reports"])),
-        flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=began)),
+        flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime.model_validate({"after_": began})),
         sort=FlowRunSort.START_TIME_DESC,
         limit=1,
     )
@@ -44,7 +44,7 @@ _BEGAN: list[datetime] = []
 def since_this_module() -> str:
     """A --since window that starts just before this module's run: earlier tests in the session
     ran flows under other limits files (e.g. database = 8 on purpose), which must not count."""
-    return f"{int((datetime.now(timezone.utc) - _BEGAN[0]).total_seconds()) + 2}s"
+    return f"{int((datetime.now(UTC) - _BEGAN[0]).total_seconds()) + 2}s"
 
 
 def limits_file() -> dict[str, int]:
@@ -95,9 +95,9 @@ def test_history_html_has_the_flow_and_one_lane_per_slot(reports_run: UUID, tmp_
     assert "http://" not in page and "https://" not in page
     sections = page.split("<section>")[1:]
     assert len(sections) == len(limits_file())
-    for section, (tag, slots) in zip(sections, limits_file().items()):
+    for section, (tag, slots) in zip(sections, limits_file().items(), strict=True):
         assert f"tag:{tag}" in section
-        assert section.count('<svg') == 1
+        assert section.count("<svg") == 1
         assert len(re.findall(r'<rect class="lane[ "]', section)) == slots
         assert 'class="lane overflow"' not in section
 
@@ -142,8 +142,9 @@ def test_a_task_run_created_between_two_pages_is_not_read_twice(stack: Stack) ->
             http.delete(f"flow_runs/{flow_run}")
 
 
-def _paged_read(stack: Stack, count: int,
-                expected_start: datetime | None = None) -> tuple[list[UUID], list[UUID], list[dict]]:
+def _paged_read(
+    stack: Stack, count: int, expected_start: datetime | None = None
+) -> tuple[list[UUID], list[UUID], list[dict]]:
     """``count`` Running task runs of a tag of their own (all expected at ``expected_start`` if
     given), read back as the history reads a tag: (made, read, the bodies of the page requests).
     The runs are deleted again."""
@@ -154,8 +155,11 @@ def _paged_read(stack: Stack, count: int,
         created = [runs.running(expected_start) for _ in range(count)]
         with PrefectRest(stack.api_url) as rest:
             rest.http.event_hooks["request"] = [
-                lambda request: bodies.append(json.loads(request.content))
-                if request.url.path.endswith("/task_runs/filter") else None
+                lambda request: (
+                    bodies.append(json.loads(request.content))
+                    if request.url.path.endswith("/task_runs/filter")
+                    else None
+                )
             ]
             read = [run.id for run in rest.started_with_tag(runs.tag)]
     return created, read, bodies
@@ -178,6 +182,6 @@ def test_a_page_of_runs_sharing_one_expected_start_is_read_on_by_offset(stack: S
     start cannot get past them, so the read goes on by offset, and reads each run once."""
     from common.prefect_rest import PAGE
 
-    created, read, bodies = _paged_read(stack, PAGE + 1, expected_start=datetime.now(timezone.utc))
+    created, read, bodies = _paged_read(stack, PAGE + 1, expected_start=datetime.now(UTC))
     assert sorted(read) == sorted(created), "not every task run read exactly once"
     assert [body.get("offset") for body in bodies] == [None, 0, PAGE], bodies

@@ -9,10 +9,9 @@ from contextlib import contextmanager
 import pytest
 from prefect import Task
 
+from common.factories import Session, flow_tasks, resource_task
 from common.resources import get_registry
 from support import ROOT
-from common.factories import Session, flow_tasks, resource_task
-
 
 
 def test_database_task_carries_the_registry_tag_retries_and_hides_the_connection() -> None:
@@ -40,7 +39,7 @@ def test_resource_task_passes_the_opened_handle_and_closes_it() -> None:
     events: list[str] = []
 
     @contextmanager
-    def handle(resource):  # type: ignore[no-untyped-def]
+    def handle(resource, check):
         events.append(f"open {resource.name}")
         yield Session("HANDLE", lambda: None)
         events.append("close")
@@ -74,16 +73,30 @@ def test_permanent_failures_are_told_apart_from_transient_ones() -> None:
     def partner(status: int | None) -> PartnerApiError:
         return PartnerApiError("x", method="GET", path="/v1/reference", status=status, attempts=1)
 
-    permanent = [ProgrammingError("SELECT", {}, Exception("no such table")), DataError("SELECT", {}, Exception("bad date")),
-                 partner(404), partner(401), partner(200), ValueError("unknown table")]
-    transient = [OperationalError("SELECT", {}, Exception("connection closed")), partner(None), partner(429),
-                 partner(408), partner(500), partner(503), TimeoutError("slow"), OSError("disk")]
+    permanent = [
+        ProgrammingError("SELECT", {}, Exception("no such table")),
+        DataError("SELECT", {}, Exception("bad date")),
+        partner(404),
+        partner(401),
+        partner(200),
+        ValueError("unknown table"),
+    ]
+    transient = [
+        OperationalError("SELECT", {}, Exception("connection closed")),
+        partner(None),
+        partner(429),
+        partner(408),
+        partner(500),
+        partner(503),
+        TimeoutError("slow"),
+        OSError("disk"),
+    ]
     assert [e for e in permanent if not is_permanent(e)] == []
     assert [e for e in transient if is_permanent(e)] == []
 
 
 @pytest.mark.integration
-def test_bad_sql_fails_at_once_and_a_dropped_connection_is_retried(stack) -> None:  # type: ignore[no-untyped-def]
+def test_bad_sql_fails_at_once_and_a_dropped_connection_is_retried(stack) -> None:
     """Real runs on the session server: the retries from limits.toml apply to the transient
     failure only; bad SQL against the real demo database fails on its first attempt."""
     from prefect import flow
@@ -95,12 +108,12 @@ def test_bad_sql_fails_at_once_and_a_dropped_connection_is_retried(stack) -> Non
     tasks = flow_tasks("retry-probe")
 
     @tasks.database(name="bad-sql", retry_delay_seconds=0)
-    def bad_sql(connection) -> None:  # type: ignore[no-untyped-def]
+    def bad_sql(connection) -> None:
         attempts.append("bad-sql")
         connection.execute(text("SELECT * FROM no_such_table"))
 
     @tasks.database(name="dropped", retry_delay_seconds=0)
-    def dropped(connection) -> None:  # type: ignore[no-untyped-def]
+    def dropped(connection) -> None:
         attempts.append("dropped")
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
@@ -115,7 +128,7 @@ def test_bad_sql_fails_at_once_and_a_dropped_connection_is_retried(stack) -> Non
     assert attempts.count("dropped") == 1 + retries
 
 
-def test_the_scope_waits_for_all_and_names_the_root_cause_of_engine_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_scope_waits_for_all_and_names_the_root_cause_of_engine_errors(tmp_path) -> None:
     """A future whose engine raised (Prefect does when the server is unreachable as a task asks
     for its slot) must not stop the wait for the others; its error is named by root cause, and
     it counts as lost to the control plane (submitted again), not as a failure of its own data."""
@@ -141,7 +154,10 @@ def test_the_scope_waits_for_all_and_names_the_root_cause_of_engine_errors(tmp_p
     later: Future[object] = Future()
     later.set_result(Completed())
     scope = RunScope("probe", "run-1", tmp_path, patience=0)
-    scope.calls = [Call(f"call {i}", None, (), {}, PrefectConcurrentFuture(uuid4(), f)) for i, f in enumerate((done, broken, later))]
+    scope.calls = [
+        Call(f"call {i}", None, (), {}, PrefectConcurrentFuture(uuid4(), f))
+        for i, f in enumerate((done, broken, later))
+    ]
 
     scope.settle()
     assert [c.failure for c in scope.calls] == [None, "ConnectError: All connection attempts failed", None]
@@ -158,6 +174,6 @@ def test_no_resource_task_can_be_made_without_its_flow() -> None:
     assert {"database_task", "api_task", "resource_task"}.isdisjoint(common.__all__)
     assert [name for name in common.__all__ if "task" in name.lower()] == ["FlowTasks", "flow_tasks"]
     with pytest.raises(TypeError):
-        resource_task("database", lambda r: None, name="no-flow")  # type: ignore[call-arg, arg-type]
+        resource_task("database", None, name="no-flow")  # type: ignore[call-arg, arg-type]
     with pytest.raises(LimitsFileError, match="flow name 'Bad Name'"):
         flow_tasks("Bad Name")

@@ -16,12 +16,17 @@ pytestmark = pytest.mark.integration
 
 def prefect(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [script("prefect"), *args], capture_output=True, text=True, timeout=timeout, env=env,
-        cwd=ROOT, stdin=subprocess.DEVNULL,
+        [script("prefect"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
     )
 
 
-def test_prefect_yaml_deploys_to_a_process_pool_and_a_worker_runs_it(stack: Stack, prefect_client) -> None:  # type: ignore[no-untyped-def]
+def test_prefect_yaml_deploys_to_a_process_pool_and_a_worker_runs_it(stack: Stack, prefect_client) -> None:
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
     pools = {d["work_pool"]["name"] for d in config["deployments"]}
     assert len(pools) == 1
@@ -39,8 +44,10 @@ def test_prefect_yaml_deploys_to_a_process_pool_and_a_worker_runs_it(stack: Stac
         name: prefect_client.create_flow_run_from_deployment(
             prefect_client.read_deployment_by_name(name).id, parameters=parameters
         ).id
-        for name, parameters in (("ingest/pool", {"tables": ["regions", "currencies"]}),
-                                 ("reports/pool", {"names": ["revenue_by_month"]}))
+        for name, parameters in (
+            ("ingest/pool", {"tables": ["regions", "currencies"]}),
+            ("reports/pool", {"names": ["revenue_by_month"]}),
+        )
     }
     started = time.monotonic()
     # One poll, then wait for the runs it took (--limit makes --run-once wait for them).

@@ -66,7 +66,9 @@ def _render(url: str, running: Callable[[], bool], board: Board, tag: str, flows
 
 
 @contextmanager
-def watching_board(url: str, running: Callable[[], bool], *, render: tuple[str, set[str]] | None = None) -> Iterator[Board]:
+def watching_board(
+    url: str, running: Callable[[], bool], *, render: tuple[str, set[str]] | None = None
+) -> Iterator[Board]:
     """Read the board at ``url`` while ``running()`` holds, on a thread; with
     ``render=(tag, flows)`` also render it in Chromium until ``flows`` all hold ``tag`` lanes.
     The threads stop and are joined (bounded) on leaving."""

@@ -23,8 +23,16 @@ from typing import Any
 
 # Flags for a machine with no network: without the background-networking ones Chromium keeps
 # trying to reach Google's hosts; a fresh profile each time.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium() -> str:
@@ -34,8 +42,10 @@ def chromium() -> str:
 
 
 # Runs the browser with the pipe ends given as its first two arguments on fds 3 and 4.
-_ON_FDS_3_AND_4 = ("import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); os.dup2(r, 3); os.dup2(w, 4); "
-                   "os.close(r); os.close(w); os.execv(sys.argv[3], sys.argv[3:])")
+_ON_FDS_3_AND_4 = (
+    "import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); os.dup2(r, 3); os.dup2(w, 4); "
+    "os.close(r); os.close(w); os.execv(sys.argv[3], sys.argv[3:])"
+)
 
 
 def _high(fd: int) -> int:
@@ -54,10 +64,23 @@ class LivePage:
         to_browser, self._out = (_high(fd) for fd in os.pipe())
         self._in, from_browser = (_high(fd) for fd in os.pipe())
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _ON_FDS_3_AND_4, str(to_browser), str(from_browser),
-             chromium(), *FLAGS, f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe", "about:blank"],
-            pass_fds=(to_browser, from_browser), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                sys.executable,
+                "-c",
+                _ON_FDS_3_AND_4,
+                str(to_browser),
+                str(from_browser),
+                chromium(),
+                *FLAGS,
+                f"--user-data-dir={self._profile.name}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            pass_fds=(to_browser, from_browser),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         os.close(to_browser)
         os.close(from_browser)
@@ -73,8 +96,11 @@ class LivePage:
     def dom(self) -> str:
         """The page's DOM as its scripts have left it at this moment ("" while it is loading:
         between two documents there is no element to read)."""
-        answer = self._call("Runtime.evaluate", {"expression": "document.documentElement.outerHTML",
-                                                 "returnByValue": True}, session=self._session)
+        answer = self._call(
+            "Runtime.evaluate",
+            {"expression": "document.documentElement.outerHTML", "returnByValue": True},
+            session=self._session,
+        )
         return str(answer["result"].get("value") or "")
 
     def _call(self, method: str, params: dict[str, Any], session: str | None = None) -> dict[str, Any]:

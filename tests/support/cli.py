@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployments.serve import SERVING  # serve-all's ready line, re-exported for the tests
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -36,8 +34,13 @@ def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None)
     if env is None and args[0] in IN_PROCESS and "--watch" not in args:
         return _in_process(*args)
     return subprocess.run(
-        [script(args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout,
-        env=env or dict(os.environ), cwd=ROOT, stdin=subprocess.DEVNULL,
+        [script(args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or dict(os.environ),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -52,7 +55,7 @@ def _in_process(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
-def stop_with_ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> None:  # type: ignore[type-arg]
+def stop_with_ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> None:
     """Stop a serve process we started the way a user does (SIGINT), killing it by PID only
     if it ignores that for ``timeout`` seconds."""
     proc.send_signal(signal.SIGINT)
@@ -63,7 +66,7 @@ def stop_with_ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> None:  # ty
         proc.wait()
 
 
-def wait_for_text(path: Path, text: str, proc: subprocess.Popen | None, timeout: float = 180) -> None:  # type: ignore[type-arg]
+def wait_for_text(path: Path, text: str, proc: subprocess.Popen | None, timeout: float = 180) -> None:
     """Block until the log file ``path`` of ``proc`` shows ``text``; fail if it exits first."""
     deadline = time.monotonic() + timeout
     while text not in path.read_text(errors="replace"):
@@ -86,12 +89,13 @@ class CliRun:
     stderr: str = ""
 
     @classmethod
-    def start(cls, folder: Path, *args: str, env: dict[str, str]) -> "CliRun":
+    def start(cls, folder: Path, *args: str, env: dict[str, str]) -> CliRun:
         folder.mkdir(parents=True, exist_ok=True)
         out, err = folder / "stdout.txt", folder / "stderr.txt"
         with open(out, "wb") as o, open(err, "wb") as e:
-            proc = subprocess.Popen([script(args[0]), *args[1:]], stdout=o, stderr=e, env=env, cwd=ROOT,
-                                    stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [script(args[0]), *args[1:]], stdout=o, stderr=e, env=env, cwd=ROOT, stdin=subprocess.DEVNULL
+            )
         run = cls(args, proc, out, err, time.monotonic())
         threading.Thread(target=run._clock, daemon=True).start()
         return run
@@ -101,7 +105,7 @@ class CliRun:
         self.proc.wait()
         self.seconds = time.monotonic() - self.started
 
-    def finish(self, timeout: float = 240) -> "CliRun":
+    def finish(self, timeout: float = 240) -> CliRun:
         try:
             self.proc.wait(timeout=max(1.0, timeout - (time.monotonic() - self.started)))
         except subprocess.TimeoutExpired:

@@ -51,7 +51,7 @@ class FaultyPartnerApi:
         return [h for h in self.hits if re.search(pattern, h.request)]
 
     @contextmanager
-    def serving(self, storage: Path, capacity: int = 10) -> Iterator["FaultyPartnerApi"]:
+    def serving(self, storage: Path, capacity: int = 10) -> Iterator[FaultyPartnerApi]:
         from demo_systems.partner_api import create_app
         from slot_tools.asgi import run_in_thread
 
@@ -67,8 +67,9 @@ class FaultyPartnerApi:
             if fault is None:
                 return await call_next(request)
             if fault.kind == "429":
-                return JSONResponse({"detail": "over capacity"}, status_code=429,
-                                    headers={"Retry-After": str(fault.value)})
+                return JSONResponse(
+                    {"detail": "over capacity"}, status_code=429, headers={"Retry-After": str(fault.value)}
+                )
             if fault.kind == "500":
                 return JSONResponse({"detail": "internal error (injected)"}, status_code=500)
             if fault.kind == "slow":

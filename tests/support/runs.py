@@ -7,7 +7,7 @@ import os
 import re
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -18,7 +18,7 @@ from support.processes import engine_pid_for
 def trigger(client: Any, name: str, **parameters: Any) -> UUID:
     """A run of the served deployment ``name`` (``flow/deployment``), with these parameters."""
     deployment = client.read_deployment_by_name(name)
-    return client.create_flow_run_from_deployment(deployment.id, parameters=parameters or None).id  # type: ignore[no-any-return]
+    return client.create_flow_run_from_deployment(deployment.id, parameters=parameters or None).id
 
 
 def trigger_at(api_url: str, name: str, **parameters: Any) -> UUID:
@@ -28,8 +28,9 @@ def trigger_at(api_url: str, name: str, **parameters: Any) -> UUID:
 
     deployment = httpx.get(f"{api_url}/deployments/name/{name}", timeout=10)
     deployment.raise_for_status()
-    created = httpx.post(f"{api_url}/deployments/{deployment.json()['id']}/create_flow_run",
-                         json={"parameters": parameters}, timeout=10)
+    created = httpx.post(
+        f"{api_url}/deployments/{deployment.json()['id']}/create_flow_run", json={"parameters": parameters}, timeout=10
+    )
     created.raise_for_status()
     return UUID(created.json()["id"])
 
@@ -57,12 +58,14 @@ def wait_final_at(api_url: str, ids: list[UUID], timeout: float = 240) -> dict[U
             if len(runs) == len(ids) and all(r.state_type in FINAL_STATES for r in runs.values()):
                 return runs
             assert time.monotonic() < deadline, f"runs not over after {timeout:.0f} s: " + str(
-                {r.name: r.state_type for r in runs.values()})
+                {r.name: r.state_type for r in runs.values()}
+            )
             time.sleep(1)
 
 
-def kill_while_holding(client: Any, rest: Any, serve_pid: int, kill: tuple[str, ...],
-                       also: tuple[str, ...] = ()) -> tuple[dict[str, UUID], datetime]:
+def kill_while_holding(
+    client: Any, rest: Any, serve_pid: int, kill: tuple[str, ...], also: tuple[str, ...] = ()
+) -> tuple[dict[str, UUID], datetime]:
     """Trigger the served deployments ``kill`` and ``also``; SIGKILL the runs of ``kill`` (their
     flow-run processes, children of ``serve_pid``) once each run of both holds a database slot
     (so a run of ``also`` keeps a lane: it never waits out the killed slots' leases). Returns
@@ -103,12 +106,15 @@ def server_text(client: Any, run: str) -> str:
 
     run_id = UUID(run)
     texts = [client.read_flow_run(run_id).model_dump_json()]
-    texts += [t.model_dump_json() for t in client.read_task_runs(
-        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])), limit=200)]
+    texts += [
+        t.model_dump_json()
+        for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])), limit=200)
+    ]
     offset = 0
     while True:
-        page = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
-                                limit=200, offset=offset)
+        page = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200, offset=offset
+        )
         texts += [entry.message for entry in page]
         if len(page) < 200:
             return "\n".join(texts)
@@ -131,8 +137,9 @@ def assert_every_limit_held(rest: Any, ids: list[UUID], where: str = "") -> None
         assert {iv.flow_run_id for iv in intervals} == {str(i) for i in ids}, f"not every run used {tag}"
 
 
-def running_task_run(http: Any, tag: str, flow_run: str | None = None, run_id: UUID | None = None,
-                     expected_start: datetime | None = None) -> UUID:
+def running_task_run(
+    http: Any, tag: str, flow_run: str | None = None, run_id: UUID | None = None, expected_start: datetime | None = None
+) -> UUID:
     """A Running task run tagged ``tag``, made through the REST API with the ``httpx.Client``
     ``http`` (its base URL the server's API); the server stamps its start time. With
     ``expected_start`` it is first Scheduled for that moment, which the server keeps as its
@@ -169,7 +176,7 @@ class TaggedTaskRuns:
         from common.prefect_api import auth_headers
 
         self.tag = f"{prefix}-{uuid4().hex[:8]}"
-        self.since = datetime.now(timezone.utc) - timedelta(seconds=1)  # before the first of them
+        self.since = datetime.now(UTC) - timedelta(seconds=1)  # before the first of them
         self.http = httpx.Client(base_url=api_url + "/", headers=auth_headers(), timeout=10)
         self.made: list[UUID] = []
 

@@ -12,6 +12,18 @@ from pathlib import Path
 from support.cli import ROOT
 
 
+def fresh_terminal_env(home: Path) -> dict[str, str]:
+    """A terminal with nothing exported: no PREFECT_*, ETL_*, DO_NOT_TRACK or CI variable, and
+    a HOME of its own (Prefect shows its telemetry notice once per home, in a terminal)."""
+    from prefect._internal.analytics.ci_detection import CI_ENV_VARS
+
+    drop = set(CI_ENV_VARS) | {"DO_NOT_TRACK"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ETL_")) and k not in drop}
+    home.mkdir(parents=True, exist_ok=True)
+    env["HOME"] = str(home)
+    return env
+
+
 class Terminal:
     """A process on a pseudo-terminal, as a user runs it; everything it prints goes to a file."""
 
@@ -19,8 +31,9 @@ class Terminal:
         master, slave = pty.openpty()
         self.log = log
         log.touch()
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True
+        )
         os.close(slave)
         self._reader = threading.Thread(target=self._copy, args=(master,), daemon=True)
         self._reader.start()

@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
 from common.api_client import PartnerApi, PartnerApiError
-from demo_systems.partner_api import create_app
-from slot_tools.asgi import run_in_thread
-from local_server.processes import free_port
 from common.settings import Settings
+from demo_systems.partner_api import create_app
+from local_server.processes import free_port
+from slot_tools.asgi import run_in_thread
 
 TOKEN = "t0ken-value"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bench.holistic_memory import run_one
 
 
-def test_the_sorted_shape_answers_what_the_aggregates_answer(seeded_shop) -> None:  # type: ignore[no-untyped-def]
+def test_the_sorted_shape_answers_what_the_aggregates_answer(seeded_shop) -> None:
     aggregate = run_one("aggregate", "1GB", seeded_shop.path)
     sorted_ = run_one("sorted", "1GB", seeded_shop.path)
     assert aggregate["error"] == sorted_["error"] == ""

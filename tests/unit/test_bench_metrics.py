@@ -3,12 +3,12 @@ task-run records and slot events."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bench.handoff import Case, metrics
 from bench.handoff_phases import ACQUIRED, RELEASED, phases
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def at(seconds: float) -> datetime:

@@ -143,8 +143,8 @@ def test_lake_folder_is_substituted_with_quotes_escaped() -> None:
 
 
 @pytest.fixture(scope="module")
-def seeded(seeded_shop) -> Path:  # type: ignore[no-untyped-def]
-    return seeded_shop.path  # type: ignore[no-any-return]
+def seeded(seeded_shop) -> Path:
+    return seeded_shop.path
 
 
 @pytest.fixture(scope="module")
@@ -156,9 +156,7 @@ def con(seeded: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @pytest.fixture(scope="module")
-def extracted(
-    con: duckdb.DuckDBPyConnection, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def extracted(con: duckdb.DuckDBPyConnection, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every extract written to Parquet, the way ingest writes the lake."""
     folder = tmp_path_factory.mktemp("extracts")
     for table in TABLES:
@@ -168,9 +166,7 @@ def extracted(
 
 
 @pytest.mark.parametrize("table", TABLES)
-def test_extract_keeps_one_row_per_source_row(
-    table: str, con: duckdb.DuckDBPyConnection, extracted: Path
-) -> None:
+def test_extract_keeps_one_row_per_source_row(table: str, con: duckdb.DuckDBPyConnection, extracted: Path) -> None:
     key = KEYS[table]
     source_rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]  # type: ignore[index]
     rows, keys = con.execute(
@@ -210,9 +206,7 @@ def test_orders_extract_derives_country_and_dates(con: duckdb.DuckDBPyConnection
 
 
 @pytest.mark.parametrize("name", DB_REPORTS)
-def test_database_report_is_bounded_and_deterministic(
-    name: str, con: duckdb.DuckDBPyConnection
-) -> None:
+def test_database_report_is_bounded_and_deterministic(name: str, con: duckdb.DuckDBPyConnection) -> None:
     first = con.execute(report_query(name)).fetchall()
     assert 0 < len(first) <= 1000
     assert con.execute(report_query(name)).fetchall() == first
@@ -293,22 +287,20 @@ def test_payments_eur_by_method_on_a_minimal_lake(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", LAKE_REPORTS)
-def test_lake_reports_run_on_enriched_real_extracts(
-    name: str, extracted: Path, tmp_path: Path
-) -> None:
+def test_lake_reports_run_on_enriched_real_extracts(name: str, extracted: Path, tmp_path: Path) -> None:
     """The extract columns plus what ingest adds are enough for the lake reports."""
     lake = tmp_path / "lake"
     lake.mkdir()
     with duckdb.connect() as db:
         db.execute(
             "COPY (SELECT *, total_amount AS total_amount_eur, 'Europe' AS region, "
-            "0.2 AS vat_rate FROM read_parquet(?)) TO '" + (lake / "orders.parquet").as_posix()
-            + "' (FORMAT parquet)",
+            "0.2 AS vat_rate FROM read_parquet(?)) TO '" + (lake / "orders.parquet").as_posix() + "' (FORMAT parquet)",
             [str(extracted / "orders.parquet")],
         )
         db.execute(
             "COPY (SELECT *, amount AS amount_eur FROM read_parquet(?)) TO '"
-            + (lake / "payments.parquet").as_posix() + "' (FORMAT parquet)",
+            + (lake / "payments.parquet").as_posix()
+            + "' (FORMAT parquet)",
             [str(extracted / "payments.parquet")],
         )
         first = db.execute(report_query(name, lake)).fetchall()

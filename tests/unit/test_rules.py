@@ -7,10 +7,26 @@ from slot_tools.repair import confirmed, freed_meanwhile, plan_repair
 from slot_tools.rules import RELEASE_GRACE_SECONDS, findings
 
 
-def view(used: int, holders: list[RunRef], *, server_slots: int | None = 3, active: bool = True,
-         used_after: int | None = None, file_slots: int = 3) -> LimitView:
-    return LimitView("database", "tag:database", "", file_slots, server_slots, active, used, holders,
-                     used_after=used if used_after is None else used_after)
+def view(
+    used: int,
+    holders: list[RunRef],
+    *,
+    server_slots: int | None = 3,
+    active: bool = True,
+    used_after: int | None = None,
+    file_slots: int = 3,
+) -> LimitView:
+    return LimitView(
+        "database",
+        "tag:database",
+        "",
+        file_slots,
+        server_slots,
+        active,
+        used,
+        holders,
+        used_after=used if used_after is None else used_after,
+    )
 
 
 def live(i: int) -> RunRef:
@@ -45,17 +61,20 @@ def test_a_counter_above_its_holders_is_a_leak_only_when_both_readings_say_so() 
 
 
 def test_a_holder_that_is_over_leaks_only_after_the_release_grace() -> None:
-    just_done = RunRef("t9", "extract-9", "COMPLETED", "ingest", None, "fr", "f1", "RUNNING", 2.0,
-                       over_for=RELEASE_GRACE_SECONDS / 3)
+    just_done = RunRef(
+        "t9", "extract-9", "COMPLETED", "ingest", None, "fr", "f1", "RUNNING", 2.0, over_for=RELEASE_GRACE_SECONDS / 3
+    )
     assert kinds(snap(view(1, [just_done]))) == []
-    long_done = RunRef("t9", "extract-9", "COMPLETED", "ingest", None, "fr", "f1", "RUNNING", 40.0,
-                       over_for=RELEASE_GRACE_SECONDS + 1)
+    long_done = RunRef(
+        "t9", "extract-9", "COMPLETED", "ingest", None, "fr", "f1", "RUNNING", 40.0, over_for=RELEASE_GRACE_SECONDS + 1
+    )
     assert kinds(snap(view(1, [long_done]))) == ["holder-over"]
 
 
 def test_dead_holders_are_revoked_only_when_no_live_holder_shares_the_limit() -> None:
-    crashed = RunRef("t8", "extract-8", "RUNNING", "ingest", None, "fr", "f2", "CRASHED", 30.0,
-                     over_for=RELEASE_GRACE_SECONDS * 2)
+    crashed = RunRef(
+        "t8", "extract-8", "RUNNING", "ingest", None, "fr", "f2", "CRASHED", 30.0, over_for=RELEASE_GRACE_SECONDS * 2
+    )
     alone = snap(view(1, [crashed]))
     assert kinds(alone) == ["holder-flow-run-over"]
     assert [a.kind for a in plan_repair(alone)] == ["revoke"]
@@ -64,8 +83,9 @@ def test_dead_holders_are_revoked_only_when_no_live_holder_shares_the_limit() ->
 
 
 def test_a_leak_that_freed_itself_before_the_repair_is_not_a_change() -> None:
-    crashed = RunRef("t8", "extract-8", "RUNNING", "ingest", None, "fr", "f2", "CRASHED", 30.0,
-                     over_for=RELEASE_GRACE_SECONDS * 2)
+    crashed = RunRef(
+        "t8", "extract-8", "RUNNING", "ingest", None, "fr", "f2", "CRASHED", 30.0, over_for=RELEASE_GRACE_SECONDS * 2
+    )
     planned = plan_repair(snap(view(1, [crashed])))
     assert [a.kind for a in planned] == ["revoke"]
     # the release was on its way: the fresh reading finds the limit idle

@@ -29,8 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import httpx
@@ -39,6 +40,9 @@ from common.prefect_api import api_url_for
 from local_server.prefect_server import LocalPrefectServer
 from local_server.processes import free_port
 
+if TYPE_CHECKING:
+    from prefect.events.schemas.events import Event
+
 TASKS_PER_FLOW_RUN = 100
 CONCURRENCY = 16  # requests in flight while building
 SPAN = timedelta(hours=20)  # the history's reach: inside ``--since 1d``
@@ -46,8 +50,10 @@ EVENTS_AHEAD = 4000  # events sent ahead of what is recorded (the server's queue
 # The server's recorder and event persister write 500 events a transaction instead of 1 and
 # 20 (Prefect's defaults): a build at ~35 task runs a second is ~50 minutes for 100,000.
 # Server settings about writing only; what is timed are reads.
-BUILD_WRITES = {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
-                "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500"}
+BUILD_WRITES = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
+}
 
 
 async def _completed(http: httpx.AsyncClient, kind: str, run_id: str) -> None:
@@ -56,7 +62,7 @@ async def _completed(http: httpx.AsyncClient, kind: str, run_id: str) -> None:
     (await http.post(f"{kind}/{run_id}/set_state", json=body)).raise_for_status()
 
 
-def _task_run_event(n: int, flow_run_id: str, first: datetime, step: timedelta):  # type: ignore[no-untyped-def]
+def _task_run_event(n: int, flow_run_id: str, first: datetime, step: timedelta) -> Event:
     """Task run ``n`` as the Completed event a run's engine sends: even ``n`` hold ``database``,
     odd ``api``; each tag's runs start ``2 * step`` apart and last under three such gaps, so
     at most 3 overlap (both limits hold)."""
@@ -66,22 +72,37 @@ def _task_run_event(n: int, flow_run_id: str, first: datetime, step: timedelta):
     start = first + step * n
     end = start + 2 * step * (1 + (n // 2) % 3) * 0.95
     task_run_id = uuid4()
-    return Event(
-        id=uuid4(), occurred=end, event="prefect.task-run.Completed",
-        resource={"prefect.resource.id": f"prefect.task-run.{task_run_id}", "prefect.resource.name": f"{name}-{n}",
-                  "prefect.orchestration": "client"},  # what the task-run recorder records
-        related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}],
-        payload={
-            "intended": {"from": "RUNNING", "to": "COMPLETED"},
-            "initial_state": {"type": "RUNNING", "name": "Running"},
-            "validated_state": {"type": "COMPLETED", "name": "Completed", "message": "", "state_details": {}},
-            "task_run": {
-                "name": f"{name}-{n}", "task_key": f"history-{n % 7}", "dynamic_key": str(n), "tags": [tag],
-                "run_count": 1, "flow_run_run_count": 1, "expected_start_time": (start - step / 2).isoformat(),
-                "start_time": start.isoformat(), "end_time": end.isoformat(),
-                "total_run_time": (end - start).total_seconds(),
+    return Event.model_validate(
+        {
+            "id": uuid4(),
+            "occurred": end,
+            "event": "prefect.task-run.Completed",
+            "resource": {
+                "prefect.resource.id": f"prefect.task-run.{task_run_id}",
+                "prefect.resource.name": f"{name}-{n}",
+                "prefect.orchestration": "client",
+            },  # what the task-run recorder records
+            "related": [
+                {"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}
+            ],
+            "payload": {
+                "intended": {"from": "RUNNING", "to": "COMPLETED"},
+                "initial_state": {"type": "RUNNING", "name": "Running"},
+                "validated_state": {"type": "COMPLETED", "name": "Completed", "message": "", "state_details": {}},
+                "task_run": {
+                    "name": f"{name}-{n}",
+                    "task_key": f"history-{n % 7}",
+                    "dynamic_key": str(n),
+                    "tags": [tag],
+                    "run_count": 1,
+                    "flow_run_run_count": 1,
+                    "expected_start_time": (start - step / 2).isoformat(),
+                    "start_time": start.isoformat(),
+                    "end_time": end.isoformat(),
+                    "total_run_time": (end - start).total_seconds(),
+                },
             },
-        },
+        }
     )
 
 
@@ -97,8 +118,14 @@ async def build(api: str, task_runs: int, waiters: int) -> None:
 
         async def flow_run(index: int) -> str:
             async with gate:
-                created = await http.post("flow_runs/", json={"flow_id": flows[("ingest", "reports")[index % 2]],
-                                                              "name": f"history-{index}", "state": {"type": "RUNNING"}})
+                created = await http.post(
+                    "flow_runs/",
+                    json={
+                        "flow_id": flows[("ingest", "reports")[index % 2]],
+                        "name": f"history-{index}",
+                        "state": {"type": "RUNNING"},
+                    },
+                )
                 created.raise_for_status()
                 run_id = str(created.json()["id"])
                 await _completed(http, "flow_runs", run_id)
@@ -114,23 +141,34 @@ async def build(api: str, task_runs: int, waiters: int) -> None:
                     raise SystemExit(f"error: the server recorded {recorded} of {count} task runs in 10 minutes")
                 await asyncio.sleep(1)
 
-        first, step = datetime.now(timezone.utc) - SPAN, SPAN / max(task_runs, 1)
+        first, step = datetime.now(UTC) - SPAN, SPAN / max(task_runs, 1)
         async with PrefectEventsClient(api_url=api) as events:
             for n in range(task_runs):
                 await events.emit(_task_run_event(n, flow_runs[n // TASKS_PER_FLOW_RUN], first, step))
                 if (n + 1) % EVENTS_AHEAD == 0:  # the server's in-memory queue drops what overflows it
                     await recorded_up_to(n + 1 - EVENTS_AHEAD // 2)
         await recorded_up_to(task_runs)
-        print(f"built {task_runs} task runs in {len(flow_runs)} flow runs in {time.monotonic() - started:.0f} s "
-              f"(sent as events, recorded by the server)", flush=True)
+        print(
+            f"built {task_runs} task runs in {len(flow_runs)} flow runs in {time.monotonic() - started:.0f} s "
+            f"(sent as events, recorded by the server)",
+            flush=True,
+        )
 
-        live = (await http.post("flow_runs/", json={"flow_id": flows["ingest"], "name": "waiting",
-                                                    "state": {"type": "RUNNING"}})).json()["id"]
+        live = (
+            await http.post(
+                "flow_runs/", json={"flow_id": flows["ingest"], "name": "waiting", "state": {"type": "RUNNING"}}
+            )
+        ).json()["id"]
 
         async def waiter(i: int) -> None:
             async with gate:
-                body = {"flow_run_id": live, "task_key": "extract-table", "dynamic_key": str(i),
-                        "name": f"extract-table-w{i}", "tags": ["database"]}
+                body = {
+                    "flow_run_id": live,
+                    "task_key": "extract-table",
+                    "dynamic_key": str(i),
+                    "name": f"extract-table-w{i}",
+                    "tags": ["database"],
+                }
                 (await http.post("task_runs/", json=body)).raise_for_status()  # Pending, the default
 
         await asyncio.gather(*(waiter(i) for i in range(waiters)))
@@ -156,8 +194,13 @@ def said(output: str) -> str:
 def time_board(env: dict[str, str], bin_dir: Path, reads: int = 10) -> list[float]:
     """Latency of the board's data endpoint (what its page fetches every refresh)."""
     port = free_port()
-    board = subprocess.Popen([str(bin_dir / "slots"), "board", "--port", str(port)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    board = subprocess.Popen(
+        [str(bin_dir / "slots"), "board", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -200,17 +243,20 @@ def _report(api: str, env: dict[str, str]) -> None:
     ):
         times, output = timed_command(args, env, repeat)
         waiting = output.count("extract-table-w")
-        print(f"{label:<28} {min(times):5.2f} s best, {max(times):5.2f} s worst of {len(times)} "
-              f"(goal < {goal:g} s; whole process, Python start included)"
-              + (f"; {waiting} waiters named" if args is not history else
-                 f"; it said: {said(output)}"))
+        print(
+            f"{label:<28} {min(times):5.2f} s best, {max(times):5.2f} s worst of {len(times)} "
+            f"(goal < {goal:g} s; whole process, Python start included)"
+            + (f"; {waiting} waiters named" if args is not history else f"; it said: {said(output)}")
+        )
     _served_first_history(api, env, history)
     started = time.monotonic()
     subprocess.run([str(bin_dir / "python"), "-c", "import slot_tools.cli"], env=env, check=True)
     print(f"{'(python start + imports)':<28} {time.monotonic() - started:5.2f} s")
     board = time_board(env, bin_dir)
-    print(f"{'board /api/board':<28} {statistics.median(board):5.2f} s median, {max(board):5.2f} s worst "
-          f"of {len(board)} (goal < 1 s)")
+    print(
+        f"{'board /api/board':<28} {statistics.median(board):5.2f} s median, {max(board):5.2f} s worst "
+        f"of {len(board)} (goal < 1 s)"
+    )
 
 
 def _served_first_history(api: str, env: dict[str, str], history: list[str]) -> None:
@@ -223,11 +269,12 @@ def _served_first_history(api: str, env: dict[str, str], history: list[str]) -> 
         keeper = Keeper(Ledger(Path(data) / LEDGER_FILE, api), get_registry().tag_limits())
         started = time.monotonic()
         keeper.tick()
-        print(f"{'serve-all ledger pass':<28} {time.monotonic() - started:5.2f} s (its first, in the background; "
-              "a minute later one reads the last minutes)")
+        print(
+            f"{'serve-all ledger pass':<28} {time.monotonic() - started:5.2f} s (its first, in the background; "
+            "a minute later one reads the last minutes)"
+        )
         times, output = timed_command(history, dict(env, ETL_DATA_DIR=data), 1)
-        print(f"{'  first history, served':<28} {times[0]:5.2f} s (goal < 10 s); it said: "
-              f"{said(output)}")
+        print(f"{'  first history, served':<28} {times[0]:5.2f} s (goal < 10 s); it said: {said(output)}")
 
 
 def main() -> None:

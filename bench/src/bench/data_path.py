@@ -59,7 +59,7 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Step:
 
 def rows_of(output: str) -> int:
     """Total rows a run printed in its JSON summary."""
-    return sum(json.loads(output[output.index("{"):output.rindex("}") + 1])["rows"].values())
+    return sum(json.loads(output[output.index("{") : output.rindex("}") + 1])["rows"].values())
 
 
 def main() -> None:
@@ -75,8 +75,10 @@ def main() -> None:
         server.wait_healthy(120)
         base = dict(os.environ, PREFECT_API_URL=api_url_for("127.0.0.1", server.port))
         subprocess.run([bin_dir / "limits", "sync"], env=base, check=True, capture_output=True)
-        print(f"{'scale':>5}  {'seed':>7}  {'ingest':>8}  {'ingest RSS':>10}  {'rows':>10}  "
-              f"{'reports':>8}  {'reports RSS':>11}   (logs in {home})")
+        print(
+            f"{'scale':>5}  {'seed':>7}  {'ingest':>8}  {'ingest RSS':>10}  {'rows':>10}  "
+            f"{'reports':>8}  {'reports RSS':>11}   (logs in {home})"
+        )
         first: dict[str, float] = {}
         for scale in scales:
             data = home / f"scale-{scale}"
@@ -85,10 +87,13 @@ def main() -> None:
             ingest = timed([str(bin_dir / "ingest")], env, home / f"ingest-{scale}.log")
             reports = timed([str(bin_dir / "reports")], env, home / f"reports-{scale}.log")
             first = first or {"ingest": ingest.seconds, "reports": reports.seconds}
-            print(f"{scale:>5}  {seed.seconds:>6.1f}s  {ingest.seconds:>7.1f}s  {ingest.peak_rss_mib:>7.0f} MiB  "
-                  f"{rows_of(ingest.output):>10}  {reports.seconds:>7.1f}s  {reports.peak_rss_mib:>8.0f} MiB"
-                  f"   x{ingest.seconds / first['ingest']:.1f} / x{reports.seconds / first['reports']:.1f} "
-                  f"the time of scale {scales[0]}", flush=True)
+            print(
+                f"{scale:>5}  {seed.seconds:>6.1f}s  {ingest.seconds:>7.1f}s  {ingest.peak_rss_mib:>7.0f} MiB  "
+                f"{rows_of(ingest.output):>10}  {reports.seconds:>7.1f}s  {reports.peak_rss_mib:>8.0f} MiB"
+                f"   x{ingest.seconds / first['ingest']:.1f} / x{reports.seconds / first['reports']:.1f} "
+                f"the time of scale {scales[0]}",
+                flush=True,
+            )
             shutil.rmtree(data / "lake", ignore_errors=True)  # gigabytes at scale 10; the logs stay
     finally:
         server.stop()

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ class Case:
     limit: int
 
     @classmethod
-    def parse(cls, text: str) -> "Case":
+    def parse(cls, text: str) -> Case:
         try:
             k, n, d, lim = text.split(",")
             return cls(int(k), int(n), float(d), int(lim))
@@ -77,8 +77,9 @@ def _server(
         use_api(api_url)
         yield api_url, None
         return
-    server = LocalPrefectServer(home=Path(tempfile.mkdtemp(prefix="bench-prefect-")), port=free_port(),
-                                backend=server_db, extra_env=extra or {})
+    server = LocalPrefectServer(
+        home=Path(tempfile.mkdtemp(prefix="bench-prefect-")), port=free_port(), backend=server_db, extra_env=extra or {}
+    )
     server.start()
     try:
         server.wait_healthy(120)
@@ -89,8 +90,13 @@ def _server(
 
 
 def _spawn(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bench.worker", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.worker", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
 
 
 def _flow_run_ids(procs: list[subprocess.Popen[str]], timeout: float) -> list[uuid.UUID]:
@@ -110,7 +116,11 @@ def _intervals(rest: PrefectRest, flow_run_ids: list[uuid.UUID]) -> list[tuple[d
     wait_until_recorded(rest, flow_run_ids, timeout=30)
     runs = rest.task_runs_of(flow_run_ids)
     index = {run_id: i for i, run_id in enumerate(flow_run_ids)}
-    return [(r.start_time, r.end_time, index[r.flow_run_id]) for r in runs if r.start_time and r.end_time]
+    return [
+        (r.start_time, r.end_time, index[r.flow_run_id])
+        for r in runs
+        if r.start_time and r.end_time and r.flow_run_id in index
+    ]
 
 
 def metrics(case: Case, intervals: list[tuple[datetime, datetime, int]]) -> dict[str, Any]:
@@ -141,8 +151,10 @@ def metrics(case: Case, intervals: list[tuple[datetime, datetime, int]]) -> dict
         "ramp_s": round((starts[min(case.limit, len(starts)) - 1] - starts[0]).total_seconds(), 3),
         "run_overhead_s": round(busy / len(intervals) - case.seconds, 3),
         # The raw record, seconds from the first start: [flow, start, end] by start.
-        "task_runs": [[f, round((s - starts[0]).total_seconds(), 3), round((e - starts[0]).total_seconds(), 3)]
-                      for s, e, f in sorted(intervals)],
+        "task_runs": [
+            [f, round((s - starts[0]).total_seconds(), 3), round((e - starts[0]).total_seconds(), 3)]
+            for s, e, f in sorted(intervals)
+        ],
     }
 
 
@@ -155,20 +167,31 @@ def run_case(client: Any, case: Case, timeout: float, server: LocalPrefectServer
     limit_id = client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=f"tag:{tag}", limit=case.limit))
     with PrefectRest(str(client.api_url)) as rest:
         try:
-            since = datetime.now(timezone.utc)
+            since = datetime.now(UTC)
             with measured(server, str(client.api_url).rstrip("/")) as load:
-                shared = [_spawn(["shared", "--tag", tag, "--tasks", str(case.tasks), "--seconds", str(case.seconds)])
-                          for _ in range(case.flows)]
+                shared = [
+                    _spawn(["shared", "--tag", tag, "--tasks", str(case.tasks), "--seconds", str(case.seconds)])
+                    for _ in range(case.flows)
+                ]
                 ids = _flow_run_ids(shared, timeout)
             intervals = _intervals(rest, ids)
             shared_m = metrics(case, intervals)
             shared_m |= load.figures(shared_m["makespan_s"])
-            events = slot_events(rest, limit_id, since, datetime.now(timezone.utc), expected=len(intervals))
+            events = slot_events(rest, limit_id, since, datetime.now(UTC), expected=len(intervals))
             shared_m |= phases(case.limit, intervals, events)
         finally:
             client.delete_global_concurrency_limit_by_name(f"tag:{tag}")
-        local = _spawn(["local", "--tasks", str(case.flows * case.tasks), "--seconds", str(case.seconds),
-                        "--workers", str(case.limit)])
+        local = _spawn(
+            [
+                "local",
+                "--tasks",
+                str(case.flows * case.tasks),
+                "--seconds",
+                str(case.seconds),
+                "--workers",
+                str(case.limit),
+            ]
+        )
         local_m = metrics(case, _intervals(rest, _flow_run_ids([local], timeout)))
     return {"case": asdict(case), "shared": shared_m, "local_pool": local_m}
 
@@ -177,32 +200,66 @@ def _print(results: list[dict[str, Any]], config: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"slot hand-off ({config['server_db']} server, tag wait cap "
-                        f"{config['slot_wait_cap_s']} s{', ' + config['extra'] if config['extra'] else ''})")
-    for col in ("case K,N,d,L", "run", "makespan", "ideal", "efficiency", "utilization",
-                "gap median", "gap p95", "gap max", "ramp", "run +", "peak",
-                "server CPU", "PG CPU", "flows CPU", "limit writes/s", "health p95", "release|grant|Running"):
+    table = Table(
+        title=f"slot hand-off ({config['server_db']} server, tag wait cap "
+        f"{config['slot_wait_cap_s']} s{', ' + config['extra'] if config['extra'] else ''})"
+    )
+    for col in (
+        "case K,N,d,L",
+        "run",
+        "makespan",
+        "ideal",
+        "efficiency",
+        "utilization",
+        "gap median",
+        "gap p95",
+        "gap max",
+        "ramp",
+        "run +",
+        "peak",
+        "server CPU",
+        "PG CPU",
+        "flows CPU",
+        "limit writes/s",
+        "health p95",
+        "release|grant|Running",
+    ):
         table.add_column(col, justify="right")
     for r in results:
         c = r["case"]
         label = f"{c['flows']},{c['tasks']},{c['seconds']:g},{c['limit']}"
         for run in ("shared", "local_pool"):
             m = r[run]
-            table.add_row(label, "K flows, 1 limit" if run == "shared" else "local pool of L",
-                          f"{m['makespan_s']:.2f}s", f"{m['ideal_s']:.0f}s", f"{m['efficiency']:.2f}",
-                          f"{m['utilization']:.2f}", f"{m['gap_median_s']}s", f"{m['gap_p95_s']}s",
-                          f"{m['gap_max_s']}s", f"{m['ramp_s']}s", f"{m['run_overhead_s']}s",
-                          f"{m['peak']}/{c['limit']}", _figure(m, "server_cpu_share", " core"),
-                          _figure(m, "postgres_cpu_share"), _figure(m, "clients_cpu_share"),
-                          _figure(m, "limit_updates_per_s"), _figure(m, "health_p95_ms", " ms"), _cut(m))
+            table.add_row(
+                label,
+                "K flows, 1 limit" if run == "shared" else "local pool of L",
+                f"{m['makespan_s']:.2f}s",
+                f"{m['ideal_s']:.0f}s",
+                f"{m['efficiency']:.2f}",
+                f"{m['utilization']:.2f}",
+                f"{m['gap_median_s']}s",
+                f"{m['gap_p95_s']}s",
+                f"{m['gap_max_s']}s",
+                f"{m['ramp_s']}s",
+                f"{m['run_overhead_s']}s",
+                f"{m['peak']}/{c['limit']}",
+                _figure(m, "server_cpu_share", " core"),
+                _figure(m, "postgres_cpu_share"),
+                _figure(m, "clients_cpu_share"),
+                _figure(m, "limit_updates_per_s"),
+                _figure(m, "health_p95_ms", " ms"),
+                _cut(m),
+            )
     Console(width=200).print(table)
-    print("ramp: first start to the L-th start; run +: mean Running-to-Completed time beyond d;\n"
-          "server CPU: the Prefect API's processes, in cores over the makespan (PG CPU: its PostgreSQL;\n"
-          "flows CPU: the K flow processes, start-up included); limit writes/s: updates\n"
-          "of the limit rows (one per slot request, granted or refused, and per release) over the makespan;\n"
-          "health p95: GET /api/health sampled every 0.25 s during the shared run;\n"
-          "release|grant|Running: the gap's median cut in three (bench.handoff_phases): a task's end to its\n"
-          "release answered, that to the next grant, that grant to the next Running state.")
+    print(
+        "ramp: first start to the L-th start; run +: mean Running-to-Completed time beyond d;\n"
+        "server CPU: the Prefect API's processes, in cores over the makespan (PG CPU: its PostgreSQL;\n"
+        "flows CPU: the K flow processes, start-up included); limit writes/s: updates\n"
+        "of the limit rows (one per slot request, granted or refused, and per release) over the makespan;\n"
+        "health p95: GET /api/health sampled every 0.25 s during the shared run;\n"
+        "release|grant|Running: the gap's median cut in three (bench.handoff_phases): a task's end to its\n"
+        "release answered, that to the next grant, that grant to the next Running state."
+    )
 
 
 def _cut(m: dict[str, Any]) -> str:
@@ -230,11 +287,20 @@ def _print_growth(results: list[dict[str, Any]]) -> None:
     for k in sorted({r["case"]["flows"] for r in results}):
         cells = []
         for lim, d in columns:
-            m = next((r["shared"] for r in results
-                      if (r["case"]["flows"], r["case"]["limit"], r["case"]["seconds"]) == (k, lim, d)), None)
-            cells.append("-" if m is None else
-                         f"{m['efficiency']:.2f} | {m['gap_p95_s']}s | {_figure(m, 'server_cpu_share')} | "
-                         f"{_figure(m, 'limit_updates_per_s')} | {_figure(m, 'health_p95_ms', ' ms')}")
+            m = next(
+                (
+                    r["shared"]
+                    for r in results
+                    if (r["case"]["flows"], r["case"]["limit"], r["case"]["seconds"]) == (k, lim, d)
+                ),
+                None,
+            )
+            cells.append(
+                "-"
+                if m is None
+                else f"{m['efficiency']:.2f} | {m['gap_p95_s']}s | {_figure(m, 'server_cpu_share')} | "
+                f"{_figure(m, 'limit_updates_per_s')} | {_figure(m, 'health_p95_ms', ' ms')}"
+            )
         table.add_row(str(k), *cells)
     Console(width=200).print(table)
 
@@ -243,8 +309,12 @@ def _print_growth(results: list[dict[str, Any]]) -> None:
 def run(
     ctx: typer.Context,
     case: list[str] = typer.Option(["2,10,1,3", "2,30,3,3"], "--case", help="K,N,d,L (repeatable)."),
-    growth: bool = typer.Option(False, "--growth", help="Instead of --case: K in 2,4,8,16 x N 10 x d in 1,3 s x "
-                                "L in 3,10, and a table of how each figure grows with K (about 25 min on 2 cores)."),
+    growth: bool = typer.Option(
+        False,
+        "--growth",
+        help="Instead of --case: K in 2,4,8,16 x N 10 x d in 1,3 s x "
+        "L in 3,10, and a table of how each figure grows with K (about 25 min on 2 cores).",
+    ),
     server_db: str = typer.Option("postgres", "--server-db", help="postgres (serve-all's default) or sqlite."),
     server_env: list[str] = typer.Option([], "--server-env", help="KEY=VALUE server setting to try (repeatable)."),
     api_url: str = typer.Option("", "--api-url", help="Use this server instead of starting one."),
@@ -266,11 +336,14 @@ def run(
 
         config = {
             "server_db": "given" if given else server_db,
-            "slot_wait_cap_s": extra.get("PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS",
-                                         serve_all_env(Path("."))["PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"]),
-            "extra": ", ".join(f"{k}={v}" for k, v in extra.items()
-                               if k != "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"),
-            "when": datetime.now(timezone.utc).isoformat(),
+            "slot_wait_cap_s": extra.get(
+                "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS",
+                serve_all_env(Path("."))["PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"],
+            ),
+            "extra": ", ".join(
+                f"{k}={v}" for k, v in extra.items() if k != "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"
+            ),
+            "when": datetime.now(UTC).isoformat(),
             "cpus": os.cpu_count(),
         }
         with get_client(sync_client=True) as client:
@@ -284,8 +357,10 @@ def run(
 
 
 @app.command()
-def startup(port: int = typer.Option(0, help="Server port (default: a free one)."),
-            server_db: str = typer.Option("postgres", "--server-db")) -> None:
+def startup(
+    port: int = typer.Option(0, help="Server port (default: a free one)."),
+    server_db: str = typer.Option("postgres", "--server-db"),
+) -> None:
     """Time `serve-all` from start to serving: cold (fresh data folder: server home, database
     migrations, demo database seeding) and warm (the same folder again)."""
     data = Path(tempfile.mkdtemp(prefix="bench-startup-"))
@@ -294,9 +369,13 @@ def startup(port: int = typer.Option(0, help="Server port (default: a free one).
     env.update(ETL_DATA_DIR=str(data), ETL_DEMO_API_PORT=str(free_port()))
     for label in ("cold", "warm"):
         started = time.monotonic()
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "serve-all"), "--port", str(port),
-                                 "--server-db", server_db], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=env)
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "serve-all"), "--port", str(port), "--server-db", server_db],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         assert proc.stdout is not None
         for line in proc.stdout:
             if "being served" in line:
@@ -308,8 +387,9 @@ def startup(port: int = typer.Option(0, help="Server port (default: a free one).
 
 
 @app.command("slot-rtt")
-def slot_rtt(rounds: int = typer.Option(40, help="Acquire/release rounds."),
-             api_url: str = typer.Option("", "--api-url")) -> None:
+def slot_rtt(
+    rounds: int = typer.Option(40, help="Acquire/release rounds."), api_url: str = typer.Option("", "--api-url")
+) -> None:
     """The floor under a hand-off with no waiting at all: one slot acquire and release with a
     lease (REST round trips), and Prefect's own ``concurrency()`` context, release to the next
     acquire, in one thread against a free limit."""
@@ -325,7 +405,8 @@ def slot_rtt(rounds: int = typer.Option(40, help="Acquire/release rounds."),
             for _ in range(rounds):
                 started = time.perf_counter()
                 response = client.increment_concurrency_slots_with_lease(
-                    names=[name], slots=1, mode="concurrency", lease_duration=60)
+                    names=[name], slots=1, mode="concurrency", lease_duration=60
+                )
                 acquire.append(time.perf_counter() - started)
                 started = time.perf_counter()
                 client.release_concurrency_slots_with_lease(lease_id=response.json()["lease_id"])
@@ -338,10 +419,15 @@ def slot_rtt(rounds: int = typer.Option(40, help="Acquire/release rounds."),
                 left = time.perf_counter()
         finally:
             client.delete_global_concurrency_limit_by_name(name)
-    for label, values in (("acquire (REST)", acquire), ("release (REST)", release),
-                          ("concurrency() exit to next enter", handoff)):
-        print(f"{label}: median {statistics.median(values) * 1000:.1f} ms, "
-              f"max {max(values) * 1000:.1f} ms over {len(values)}")
+    for label, values in (
+        ("acquire (REST)", acquire),
+        ("release (REST)", release),
+        ("concurrency() exit to next enter", handoff),
+    ):
+        print(
+            f"{label}: median {statistics.median(values) * 1000:.1f} ms, "
+            f"max {max(values) * 1000:.1f} ms over {len(values)}"
+        )
 
 
 def main() -> None:

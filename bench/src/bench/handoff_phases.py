@@ -32,14 +32,19 @@ RELEASED = "prefect.concurrency-limit.released"
 PAGE = 50  # the server's largest page of events
 
 
-def slot_events(rest: PrefectRest, limit_id: uuid.UUID, since: datetime, until: datetime,
-                expected: int, timeout: float = 30.0) -> dict[str, list[datetime]]:
+def slot_events(
+    rest: PrefectRest, limit_id: uuid.UUID, since: datetime, until: datetime, expected: int, timeout: float = 30.0
+) -> dict[str, list[datetime]]:
     """Each kind's times, sorted, once the server's event store holds ``expected`` of each
     (its persister writes them a moment after the clients send them)."""
-    body = {"filter": {"occurred": {"since": since.isoformat(), "until": until.isoformat()},
-                       "event": {"name": [ACQUIRED, RELEASED]},
-                       "resource": {"id": [f"prefect.concurrency-limit.{limit_id}"]}},
-            "limit": PAGE}
+    body = {
+        "filter": {
+            "occurred": {"since": since.isoformat(), "until": until.isoformat()},
+            "event": {"name": [ACQUIRED, RELEASED]},
+            "resource": {"id": [f"prefect.concurrency-limit.{limit_id}"]},
+        },
+        "limit": PAGE,
+    }
     deadline = time.monotonic() + timeout
     while True:
         page = rest.http.post("events/filter", json=body).raise_for_status().json()
@@ -62,8 +67,9 @@ def median_p95(values: list[float]) -> tuple[float, float]:
     return round(statistics.median(values), 3), round(q[18], 3)
 
 
-def phases(limit: int, intervals: list[tuple[datetime, datetime, int]],
-           events: dict[str, list[datetime]]) -> dict[str, Any]:
+def phases(
+    limit: int, intervals: list[tuple[datetime, datetime, int]], events: dict[str, list[datetime]]
+) -> dict[str, Any]:
     """Median and p95 of each phase over the hand-offs, and how many events were read (the
     phases are left out when an event is missing: the pairing would shift)."""
     starts = sorted(s for s, _, _ in intervals)

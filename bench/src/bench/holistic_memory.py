@@ -49,16 +49,21 @@ def run_one(shape: str, budget: str, database: Path) -> dict[str, object]:
         except duckdb.OutOfMemoryException as exc:
             rows, error = None, str(exc).splitlines()[0]
         seconds = time.monotonic() - started
-    return {"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rows": rows, "error": error}
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rows": rows,
+        "error": error,
+    }
 
 
 def check_shop(database: Path) -> None:
     """Exit with the command that seeds ``database`` when it is not a file (this bench's and
     bench.query_budgets' argument)."""
     if not database.is_file():
-        raise SystemExit(f"error: {database} is not a DuckDB file: seed one with "
-                         f"`uv run seed-demo --scale 10 --path {database}`")
+        raise SystemExit(
+            f"error: {database} is not a DuckDB file: seed one with `uv run seed-demo --scale 10 --path {database}`"
+        )
 
 
 def main() -> None:
@@ -68,19 +73,30 @@ def main() -> None:
     args = parser.parse_args()
     check_shop(args.database)
     if args.one:
-        print(json.dumps(run_one(*args.one, args.database)))
+        shape, budget = args.one
+        print(json.dumps(run_one(shape, budget, args.database)))
         return
     reference = None
     print(f"{'shape':<10} {'budget':>7} {'time':>7} {'peak RSS':>9}  answer")
     for budget in BUDGETS:
         for shape in SHAPES:
-            done = subprocess.run([sys.executable, "-m", "bench.holistic_memory", str(args.database), "--one", shape,
-                                   budget], capture_output=True, text=True, check=True, timeout=1800)
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.holistic_memory", str(args.database), "--one", shape, budget],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=1800,
+            )
             result = json.loads(done.stdout)
             if result["rows"] is not None and reference is None:
                 reference = result["rows"]
-            answer = (result["error"] if result["rows"] is None else
-                      "same as the aggregate's" if result["rows"] == reference else "DIFFERS from the aggregate's")
+            answer = (
+                result["error"]
+                if result["rows"] is None
+                else "same as the aggregate's"
+                if result["rows"] == reference
+                else "DIFFERS from the aggregate's"
+            )
             print(f"{shape:<10} {budget:>7} {result['seconds']:6.1f}s {result['peak_rss_mib']:7.0f} MiB  {answer}")
 
 

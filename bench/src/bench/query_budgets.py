@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from bench.holistic_memory import check_shop
 from common.catalog import TABLES
 from common.db import connect
@@ -31,8 +33,9 @@ def run_one(settings: Settings, kind: str, name: str) -> str:
     try:
         with connect(settings) as connection, tempfile.TemporaryDirectory(prefix="budget-") as out:
             if kind == "extract":
-                copy_query_to_parquet(connection, extract_query(name), Path(out) / f"{name}.parquet",
-                                      settings.sqlalchemy_url)
+                copy_query_to_parquet(
+                    connection, extract_query(name), Path(out) / f"{name}.parquet", settings.sqlalchemy_url
+                )
             else:
                 connection.exec_driver_sql(report_query(name)).fetchall()
     except Exception as exc:  # the verdict is the point: print it and go on to the next query
@@ -50,16 +53,20 @@ def main() -> None:
     failed: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="budgets-") as data:
         for budget in args.budgets.split(","):
-            settings = Settings(database_url=f"duckdb:///{args.database.resolve()}?access_mode=read_only",
-                                data_dir=Path(data), duckdb_memory_limit=budget)
+            settings = Settings(
+                database_url=SecretStr(f"duckdb:///{args.database.resolve()}?access_mode=read_only"),
+                data_dir=Path(data),
+                duckdb_memory_limit=budget,
+            )
             failed[budget] = []
             for kind, name in queries:
                 started = time.monotonic()
                 error = run_one(settings, kind, name)
                 if error:
                     failed[budget].append(name)
-                print(f"{budget:>6} {kind:<7} {name:<24} {time.monotonic() - started:6.1f}s  {error or 'ok'}",
-                      flush=True)
+                print(
+                    f"{budget:>6} {kind:<7} {name:<24} {time.monotonic() - started:6.1f}s  {error or 'ok'}", flush=True
+                )
     for budget, names in failed.items():
         print(f"{budget}: {', '.join(names) if names else 'every query answered'}")
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.prefect_api import api_url_for
@@ -37,7 +38,14 @@ def database(api: str) -> tuple[int, int]:
         return rest.tag_usage("database")
 
 
-def measure(storage: str, data_dir: Path) -> dict[str, object]:
+@dataclass(frozen=True)
+class Measured:
+    before: tuple[int, int]  # (counter, live holders) while ingest held slots, before the restart
+    after: tuple[int, int]  # the same, once the run was over and a lease's time more
+    run: str  # how ingest ended
+
+
+def measure(storage: str, data_dir: Path) -> Measured:
     home = Path(tempfile.mkdtemp(prefix="restart-"))
     port = free_port()
     extra = {"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": storage}
@@ -74,7 +82,7 @@ def measure(storage: str, data_dir: Path) -> dict[str, object]:
         if ingest.poll() is None:
             ingest.kill()
         server.stop()
-    return {"before": before, "after": after, "run": run}
+    return Measured(before, after, run)
 
 
 def main() -> None:
@@ -87,10 +95,10 @@ def main() -> None:
     for label, storage in STORAGES.items():
         if only and not any(label.startswith(o) for o in only):
             continue
-        r = measure(storage, data_dir)  # type: ignore[arg-type]
-        used, holders = r["after"]  # type: ignore[misc]
+        r = measure(storage, data_dir)
+        used, holders = r.after
         verdict = "no leak" if used == 0 else f"{used} slot(s) leaked, {holders} holder(s)"
-        print(f"{label:26} {str(r['before']):>20} {str(r['run']):>26} {str(r['after']):>18}  {verdict}", flush=True)
+        print(f"{label:26} {str(r.before):>20} {r.run:>26} {str(r.after):>18}  {verdict}", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from common.prefect_api import api_url_for
 from common.prefect_rest import PrefectRest
@@ -76,16 +77,34 @@ def free_all(env: dict[str, str]) -> None:
             client.update_global_concurrency_limit(f"tag:{tag}", GlobalConcurrencyLimitUpdate(active_slots=0))
 
 
-def one_round(server: LocalPrefectServer, env: dict[str, str], logs: Path, n: int,
-              kill: bool) -> tuple[LocalPrefectServer, dict]:
-    started = datetime.now(timezone.utc)
+def one_round(
+    server: LocalPrefectServer, env: dict[str, str], logs: Path, n: int, kill: bool
+) -> tuple[LocalPrefectServer, dict[str, Any]]:
+    started = datetime.now(UTC)
     workers, outputs = [], []
     for tag in LIMITS:
         log = open(logs / f"round{n}-{tag}.log", "wb")
         outputs.append(log)
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "bench.worker", "shared", "--tag", tag, "--tasks", str(TASKS[tag]), "--seconds", str(TASK_SECONDS)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.worker",
+                    "shared",
+                    "--tag",
+                    tag,
+                    "--tasks",
+                    str(TASKS[tag]),
+                    "--seconds",
+                    str(TASK_SECONDS),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        )
     try:
         wait_full(server.api_url, workers)
         before = usage(server.api_url)
@@ -115,8 +134,12 @@ def one_round(server: LocalPrefectServer, env: dict[str, str], logs: Path, n: in
     # workers print each one): when a flow run fails (here: its own call to the server failed
     # during the restart), its task runner cancels the tasks still waiting for a slot, and
     # those are recorded Running for a fraction of a second before Crashed.
-    ran = {line.split()[1] for f in logs.glob(f"round{n}-*.log")
-           for line in f.read_text(errors="replace").splitlines() if line.startswith("HOLD ")}
+    ran = {
+        line.split()[1]
+        for f in logs.glob(f"round{n}-*.log")
+        for line in f.read_text(errors="replace").splitlines()
+        if line.startswith("HOLD ")
+    }
     peaks, bodies = {}, {}
     with PrefectRest(server.api_url) as rest:
         for tag in LIMITS:
@@ -125,8 +148,15 @@ def one_round(server: LocalPrefectServer, env: dict[str, str], logs: Path, n: in
             bodies[tag] = peak_concurrency([iv for iv in intervals if iv.task_run_id in ran])[0]
     lost = {tag: max(0, left[tag][0] - left[tag][1]) for tag in LIMITS}
     free_all(env)
-    return server, {"before": before, "after": after, "left": left, "lost": lost, "peaks": peaks,
-                    "bodies": bodies, "down": down}
+    return server, {
+        "before": before,
+        "after": after,
+        "left": left,
+        "lost": lost,
+        "peaks": peaks,
+        "bodies": bodies,
+        "down": down,
+    }
 
 
 def main() -> None:
@@ -138,8 +168,9 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="restart-leases-"))
     port = free_port()
-    server = LocalPrefectServer(home=home / "prefect", port=port,
-                                extra_env={"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": STORAGES[args.storage]})
+    server = LocalPrefectServer(
+        home=home / "prefect", port=port, extra_env={"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": STORAGES[args.storage]}
+    )
     server.start()
     try:
         server.wait_healthy(120)
@@ -147,8 +178,10 @@ def main() -> None:
         subprocess.run([Path(sys.executable).parent / "limits", "sync"], env=env, check=True, capture_output=True)
         how = "SIGKILLed and restarted" if args.kill else "stopped and started"
         print(f"lease storage {args.storage}, server {how}; (counter, leases) per limit; logs in {home}")
-        print(f"{'round':>5}  {'before restart':>28}  {'after restart':>28}  {'left after the runs':>28}  "
-              f"{'lost':>18}  {'peak':>18}  down  peak of bodies run")
+        print(
+            f"{'round':>5}  {'before restart':>28}  {'after restart':>28}  {'left after the runs':>28}  "
+            f"{'lost':>18}  {'peak':>18}  down  peak of bodies run"
+        )
         total = {tag: 0 for tag in LIMITS}
         worst = {tag: 0 for tag in LIMITS}
         worst_bodies = {tag: 0 for tag in LIMITS}
@@ -158,10 +191,15 @@ def main() -> None:
                 total[tag] += r["lost"][tag]
                 worst[tag] = max(worst[tag], r["peaks"][tag])
                 worst_bodies[tag] = max(worst_bodies[tag], r["bodies"][tag])
-            print(f"{n:>5}  {str(r['before']):>28}  {str(r['after']):>28}  {str(r['left']):>28}  "
-                  f"{str(r['lost']):>18}  {str(r['peaks']):>18}  {r['down']:.1f} s  {r['bodies']}", flush=True)
-        print(f"leases lost in {args.rounds} restarts: {total}; highest peak {worst}, of task bodies run "
-              f"{worst_bodies} (limits {LIMITS})")
+            print(
+                f"{n:>5}  {str(r['before']):>28}  {str(r['after']):>28}  {str(r['left']):>28}  "
+                f"{str(r['lost']):>18}  {str(r['peaks']):>18}  {r['down']:.1f} s  {r['bodies']}",
+                flush=True,
+            )
+        print(
+            f"leases lost in {args.rounds} restarts: {total}; highest peak {worst}, of task bodies run "
+            f"{worst_bodies} (limits {LIMITS})"
+        )
     finally:
         server.stop()
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from local_server.prefect_server import LocalPrefectServer
 from common.threads import in_background
+from local_server.prefect_server import LocalPrefectServer
 
 _TICK = os.sysconf("SC_CLK_TCK")
 LIMITS_TABLE_UPDATES = "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'concurrency_limit_v2'"
@@ -97,7 +97,10 @@ class Load:
         """The figures, rates over ``busy_seconds`` (the run's makespan: the window also holds
         the flow processes starting, when no slot is asked for)."""
         q = statistics.quantiles(self.health_ms, n=20, method="inclusive") if len(self.health_ms) >= 2 else None
-        per_s = (lambda v: None if v is None or not busy_seconds else round(v / busy_seconds, 2))
+
+        def per_s(v: float | None) -> float | None:
+            return None if v is None or not busy_seconds else round(v / busy_seconds, 2)
+
         return {
             "window_s": round(self.seconds, 1),
             "server_cpu_s": None if self.api_cpu_s is None else round(self.api_cpu_s, 2),
@@ -144,7 +147,9 @@ def measured(server: LocalPrefectServer | None, api_url: str) -> Iterator[Load]:
         if before is not None and group is not None:
             after = _cpu_by_pid(group, postmaster)
             load.api_cpu_s, load.postgres_cpu_s = (
-                sum(cpu - before[part].get(pid, 0.0) for pid, cpu in after[part].items()) for part in ("api", "postgres"))
+                sum(cpu - before[part].get(pid, 0.0) for pid, cpu in after[part].items())
+                for part in ("api", "postgres")
+            )
         if server is not None and updates is not None:
             now = _limit_updates(server)
             load.limit_updates = None if now is None else now - updates

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -48,7 +49,8 @@ def main() -> None:
     if args.mode == "shared":
         run_id = shared(args.tag, args.tasks, args.seconds)
     else:
-        pooled = local_pool.with_options(task_runner=ThreadPoolTaskRunner(max_workers=args.workers))
+        runner: Any = ThreadPoolTaskRunner(max_workers=args.workers)  # typed for any future by Prefect
+        pooled = local_pool.with_options(task_runner=runner)
         run_id = pooled(args.tasks, args.seconds)
     print(f"FLOW_RUN_ID={run_id}", flush=True)
 

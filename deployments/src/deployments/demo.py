@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from rich.console import Console
@@ -63,12 +64,12 @@ def run_demo(names: list[str], registry: Registry, api_url: str, timeout: float 
     console = Console()
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client, PrefectRest(api_url) as rest:
-        deployments = {}
+        deployments: dict[str, Any] = {}
         while len(deployments) < len(names):
             for name in names:
                 try:
                     deployments[name] = client.read_deployment_by_name(name)
-                except Exception:  # noqa: BLE001 - not registered yet
+                except Exception:
                     pass
             if time.monotonic() > deadline:
                 console.print("[red]demo: deployments never appeared on the server[/red]")
@@ -92,7 +93,11 @@ def run_demo(names: list[str], registry: Registry, api_url: str, timeout: float 
         finished = []
         for name, run_id in runs.items():
             run = client.read_flow_run(run_id)
-            took = f" in {(run.end_time - run.start_time).total_seconds():.1f} s" if run.start_time and run.end_time else ""
+            took = (
+                f" in {(run.end_time - run.start_time).total_seconds():.1f} s"
+                if run.start_time and run.end_time
+                else ""
+            )
             finished.append(f"{name} {states[name]}{took}")
         console.print(f"[bold]demo:[/bold] runs finished: {', '.join(finished)}")
         wait_until_recorded(rest, list(runs.values()))

@@ -57,7 +57,9 @@ def validated(flow: Any, parameters: dict[str, Any]) -> dict[str, Any]:
 
     accepted = inspect.signature(flow.fn).parameters
     if unknown := [key for key in parameters if key not in accepted]:
-        raise BadParameterError(f"{flow.name} takes no parameter {unknown[0]!r}; it takes: {', '.join(accepted) or 'none'}")
+        raise BadParameterError(
+            f"{flow.name} takes no parameter {unknown[0]!r}; it takes: {', '.join(accepted) or 'none'}"
+        )
     hints = typing.get_type_hints(flow.fn, include_extras=True)
     out: dict[str, Any] = {}
     for key, value in parameters.items():
@@ -93,7 +95,9 @@ reports_app = typer.Typer(add_completion=False, help="One direct run of the repo
 @run_flow_app.command()
 def run_flow(
     name: str = typer.Argument(..., help="The flow, as its package declares it (e.g. ingest)."),
-    param: list[str] = typer.Option([], "--param", "-p", help="A flow parameter, key=value (JSON values parsed); repeatable."),
+    param: list[str] = typer.Option(
+        [], "--param", "-p", help="A flow parameter, key=value (JSON values parsed); repeatable."
+    ),
 ) -> None:
     """Run a declared flow once, bound by the same server-side limits as the served deployments."""
     with user_errors():  # refused here, before any flow run exists

@@ -50,15 +50,17 @@ def load_flow(name: str) -> Any:
     """The flow object a package declares under ``name`` (imports it, and Prefect)."""
     flow = declared_flows()[check_flows([name])[0]].load()
     if getattr(flow, "name", None) != name:
-        raise UnknownFlowError(f"the flow package declaring {name!r} points at {flow!r}, whose name is "
-                               f"{getattr(flow, 'name', None)!r}: give its @flow(name=...) the declared name")
+        raise UnknownFlowError(
+            f"the flow package declaring {name!r} points at {flow!r}, whose name is "
+            f"{getattr(flow, 'name', None)!r}: give its @flow(name=...) the declared name"
+        )
     return flow
 
 
 def to_deployment(flow: Any, name: str, **options: Any) -> RunnerDeployment:
     """A module-path deployment of ``flow``: its runs import the installed package, whatever the
     working directory, so nothing is pulled at run time."""
-    from prefect.deployments.runner import EntrypointType
+    from prefect.types.entrypoint import EntrypointType
 
     return flow.to_deployment(  # type: ignore[no-any-return]
         name=name,

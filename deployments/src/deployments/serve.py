@@ -55,16 +55,17 @@ def slot_board(registry: Registry, api_url: str, port: int) -> Iterator[str | No
         try:
             url = stack.enter_context(run_in_thread(create_board(registry, api_url), port=port, name="slot-board"))
         except OSError as exc:  # only the bind: what the block raises is not ours to catch
-            print(f"warning: the live slot board was not started: 127.0.0.1:{port} is taken "
-                  f"({exc.strerror or exc}); set ETL_BOARD_PORT to a free port, or run `uv run slots board --port N`")
+            print(
+                f"warning: the live slot board was not started: 127.0.0.1:{port} is taken "
+                f"({exc.strerror or exc}); set ETL_BOARD_PORT to a free port, or run `uv run slots board --port N`"
+            )
         yield url
 
 
 SERVING = "Your deployments are being served"
 
 
-def serve_flows(up: Started, flows: list[str] | None = None, caretakers: bool = True,
-                auto_repair: bool = True) -> None:
+def serve_flows(up: Started, flows: list[str] | None = None, caretakers: bool = True, auto_repair: bool = True) -> None:
     """Serve the deployments of ``flows`` (default: every declared flow) on one Prefect
     runner, as ``prefect.serve`` does, and print what to type next once they are registered.
 
@@ -102,12 +103,33 @@ def serve_flows(up: Started, flows: list[str] | None = None, caretakers: bool = 
 
 @app.command()
 def serve_all(
-    demo: bool = typer.Option(False, "--demo", help="Also trigger one run of each deployment now and print slot usage while they run."),
-    once: bool = typer.Option(False, "--once", help="With --demo: stop serving when the demo runs finish (exit 1 if one failed or a limit was exceeded)."),
-    port: int = typer.Option(DEFAULT_PORT, "--port", help="Port of the local Prefect server (when PREFECT_API_URL is unset)."),
-    no_sync: bool = typer.Option(False, "--no-sync", help="Do not change the server's limits (they are managed elsewhere, e.g. by CI): only check them and refuse to start if a task tag has no active limit."),
-    server_db: str = typer.Option("postgres", "--server-db", help="Database of the local Prefect server: postgres (embedded, fast slot hand-off) or sqlite."),
-    no_auto_repair: bool = typer.Option(False, "--no-auto-repair", help="Do not free leaked slots automatically (the watchdog); `uv run slots repair` still can."),
+    demo: bool = typer.Option(
+        False, "--demo", help="Also trigger one run of each deployment now and print slot usage while they run."
+    ),
+    once: bool = typer.Option(
+        False,
+        "--once",
+        help="With --demo: stop serving when the demo runs finish (exit 1 if one failed or a limit was exceeded).",
+    ),
+    port: int = typer.Option(
+        DEFAULT_PORT, "--port", help="Port of the local Prefect server (when PREFECT_API_URL is unset)."
+    ),
+    no_sync: bool = typer.Option(
+        False,
+        "--no-sync",
+        help="Do not change the server's limits (they are managed elsewhere, e.g. by CI): only check them "
+        "and refuse to start if a task tag has no active limit.",
+    ),
+    server_db: str = typer.Option(
+        "postgres",
+        "--server-db",
+        help="Database of the local Prefect server: postgres (embedded, fast slot hand-off) or sqlite.",
+    ),
+    no_auto_repair: bool = typer.Option(
+        False,
+        "--no-auto-repair",
+        help="Do not free leaked slots automatically (the watchdog); `uv run slots repair` still can.",
+    ),
 ) -> None:
     """Serve the deployment of every declared flow side by side on one Prefect server."""
     install_stop_signals()

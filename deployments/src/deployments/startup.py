@@ -76,8 +76,12 @@ def prepare_limits(registry: Registry, settings: Settings, sync: bool) -> None:
                 if change.changes_server:
                     print(f"limits: {change.describe()}")
     require_limits(registry)
-    print("limits match " + str(settings.limits_file) + ": "
-          + ", ".join(f"{t}={n}" for t, n in registry.tag_limits().items()))
+    print(
+        "limits match "
+        + str(settings.limits_file)
+        + ": "
+        + ", ".join(f"{t}={n}" for t, n in registry.tag_limits().items())
+    )
 
 
 @contextmanager
@@ -104,7 +108,9 @@ def started(
             # With PREFECT_SERVER_API_AUTH_STRING set, the local server requires it and every
             # client we start sends it (PREFECT_API_AUTH_STRING), as a production server would.
             auth = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
-            candidate = LocalPrefectServer(home=settings.prefect_home, port=port, backend=server_db, auth_string=auth)
+            candidate = LocalPrefectServer(
+                home=settings.prefect_home, port=port, backend=server_db, auth_string=auth, front=True
+            )
             if auth:
                 os.environ.setdefault(AUTH_STRING_SETTING, auth)
             started_here = candidate.start()

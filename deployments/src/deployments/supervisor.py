@@ -4,10 +4,12 @@ it cannot be restarted, serve-all stops everything it started and exits non-zero
 line. Never a half-alive stack: an API without its database, or deployments served against a
 dead API.
 
-Runs in flight when the server goes away end with one clear line (the flows settle every
-future and name the root cause); the served runner keeps polling and picks up new runs once
-the server is back. Leases live in the server's own folder (filesystem lease storage), so the
-restarted server still knows who holds which slot; whatever leaked, the watchdog frees.
+Runs in flight ride through a restart: the server's front holds their new connections while
+it is away, Prefect's client retries the ones the restart cut, and the flows submit again, as
+new task runs, whatever the outage still lost. Leases live in the server's own folder
+(filesystem lease storage), so the restarted server still knows who holds which slot; a
+holder that could not confirm its lease meanwhile stopped before it could lapse; whatever
+leaked, the watchdog frees.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ log = get_logger("supervisor")
 class Supervisor:
     """One look at a time (:meth:`check`): restart what died, or give up with one line."""
 
-    def __init__(self, server: "LocalPrefectServer | None", demo_api: "DemoApiProcess | None",
-                 give_up: Callable[[str], None]) -> None:
+    def __init__(
+        self, server: LocalPrefectServer | None, demo_api: DemoApiProcess | None, give_up: Callable[[str], None]
+    ) -> None:
         self.server = server
         self.demo_api = demo_api
         self.give_up = give_up
@@ -49,32 +52,34 @@ class Supervisor:
             return "its process is gone"
         if not server.database_running:
             return "its PostgreSQL is gone"
-        problem = not_ready(server.api_url, timeout=5.0)
+        problem = not_ready(server.server_api_url, timeout=5.0)
         return problem and f"it is not ready ({problem})"
 
     def check(self) -> bool:
         """True while everything runs (after restarting what had died); False once given up."""
         problem = self._server_problem()
         if problem is not None and self.server is not None:
-            log.warning(f"the local Prefect server on {self.server.ui_url} died ({problem}): restarting it on the "
-                        f"same data", event_kind="restart", part="prefect-server")
+            log.warning(
+                f"the local Prefect server on {self.server.ui_url} died ({problem}): restarting it on the same data",
+                event_kind="restart",
+                part="prefect-server",
+            )
             try:
-                self.server.stop()
-                self.server.start()
-                seconds = self.server.wait_healthy(RESTART_TIMEOUT_SECONDS)
-            except Exception as exc:  # noqa: BLE001 - any failure to restart ends the stack
+                seconds = self.server.restart(RESTART_TIMEOUT_SECONDS)
+            except Exception as exc:
                 self.give_up(f"the local Prefect server died ({problem}) and could not be restarted: {exc}")
                 return False
             self.restarts += 1
-            log.warning(f"the local Prefect server is back on {self.server.ui_url} after {seconds:.1f} s",
-                        part="prefect-server")
+            log.warning(
+                f"the local Prefect server is back on {self.server.ui_url} after {seconds:.1f} s", part="prefect-server"
+            )
         if self.demo_api is not None and not self.demo_api.running:
             log.warning(f"the demo partner API on {self.demo_api.url} died: restarting it", part="demo-api")
             try:
                 self.demo_api.stop()
                 self.demo_api.start()
                 self.demo_api.wait_healthy(30)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.give_up(f"the demo partner API died and could not be restarted: {exc}")
                 return False
             self.restarts += 1
@@ -86,10 +91,16 @@ class Supervisor:
                 return
 
 
+# How long leaving the block waits for a look in progress: a restart under way gives up once
+# the server's stop begins (LocalPrefectServer.restart), so nothing it starts outlives the stop.
+JOIN_SECONDS = 5.0
+
+
 @contextmanager
-def supervising(server: "LocalPrefectServer | None", demo_api: "DemoApiProcess | None",
-                give_up: Callable[[str], None]) -> Iterator[Supervisor]:
+def supervising(
+    server: LocalPrefectServer | None, demo_api: DemoApiProcess | None, give_up: Callable[[str], None]
+) -> Iterator[Supervisor]:
     """The supervisor in a background thread while the block runs."""
     supervisor = Supervisor(server, demo_api, give_up)
-    with in_background(supervisor.run, "stack-supervisor", join_timeout=RESTART_TIMEOUT_SECONDS + 10):
+    with in_background(supervisor.run, "stack-supervisor", join_timeout=JOIN_SECONDS):
         yield supervisor

@@ -12,11 +12,12 @@ import email.utils
 import json
 import random
 import threading
-from datetime import date, datetime, time as dtime, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -73,8 +74,8 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _server_detail(response: httpx.Response) -> str:
@@ -158,8 +159,7 @@ class PartnerApi:
     def __repr__(self) -> str:
         token = "set" if self._token is not None else "none"
         return (
-            f"PartnerApi(base_url={self.base_url!r}, token={token}, "
-            f"attempts={self.attempts}, retries={self.retries})"
+            f"PartnerApi(base_url={self.base_url!r}, token={token}, attempts={self.attempts}, retries={self.retries})"
         )
 
     def __enter__(self) -> PartnerApi:
@@ -192,7 +192,8 @@ class PartnerApi:
         return self._request("POST", path, content=content, headers={"Content-Type": "application/json"})
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.max_retry_wait, self.backoff_base * 2 ** (attempt - 1)) * self._random.uniform(1.0, 1.2)
+        base: float = min(self.max_retry_wait, self.backoff_base * 2 ** (attempt - 1))
+        return base * self._random.uniform(1.0, 1.2)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         status: int | None = None
@@ -201,8 +202,13 @@ class PartnerApi:
             for check in self._checks:
                 check()
             if self._interrupted.is_set():
-                raise PartnerApiError(f"partner API {method} {path}: interrupted", method=method, path=path,
-                                      status=None, attempts=attempt - 1)
+                raise PartnerApiError(
+                    f"partner API {method} {path}: interrupted",
+                    method=method,
+                    path=path,
+                    status=None,
+                    attempts=attempt - 1,
+                )
             with self._lock:
                 self.attempts += 1
             try:
@@ -225,7 +231,10 @@ class PartnerApi:
                 elif status not in BACKOFF_STATUSES:
                     raise PartnerApiError(
                         f"partner API {method} {path} failed ({reason}): {_hint(status, reason)}",
-                        method=method, path=path, status=status, attempts=attempt,
+                        method=method,
+                        path=path,
+                        status=status,
+                        attempts=attempt,
                     )
                 else:
                     wait = self._backoff(attempt)
@@ -235,16 +244,25 @@ class PartnerApi:
                 self.retries += 1
                 self.waits.append(wait)
             log.warning(
-                "partner_api.retry", method=method, path=path, reason=reason,
-                attempt=attempt, max_attempts=self.max_attempts, wait_s=round(wait, 2),
+                "partner_api.retry",
+                method=method,
+                path=path,
+                reason=reason,
+                attempt=attempt,
+                max_attempts=self.max_attempts,
+                wait_s=round(wait, 2),
             )
             self._interrupted.wait(wait)
 
         unreachable = status is None and "timed out" not in reason
         where = f"partner API at {self.base_url} unreachable: " if unreachable else f"partner API at {self.base_url}: "
         raise PartnerApiError(
-            f"{where}{method} {path} failed after {self.max_attempts} attempts ({reason}): {_hint(status, reason, self.timeout_setting)}",
-            method=method, path=path, status=status, attempts=self.max_attempts,
+            f"{where}{method} {path} failed after {self.max_attempts} attempts ({reason}): "
+            f"{_hint(status, reason, self.timeout_setting)}",
+            method=method,
+            path=path,
+            status=status,
+            attempts=self.max_attempts,
         )
 
     @staticmethod
@@ -257,7 +275,10 @@ class PartnerApi:
             raise PartnerApiError(
                 f"partner API {method} {path} returned HTTP {response.status_code} that is not JSON: "
                 "check ETL_API_URL points at the partner API",
-                method=method, path=path, status=response.status_code, attempts=attempt,
+                method=method,
+                path=path,
+                status=response.status_code,
+                attempts=attempt,
             ) from None
 
     # --- the partner's endpoints --------------------------------------------------------

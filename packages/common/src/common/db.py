@@ -107,24 +107,31 @@ def interrupter(connection: Connection, url: str) -> Callable[[], None]:
 
 
 def _role_at_its_cap(exc: BaseException) -> bool:
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) == TOO_MANY_CONNECTIONS
+    """PostgreSQL refused the connection for its cap (a failed connection carries no SQLSTATE in
+    libpq, only the server's message)."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == TOO_MANY_CONNECTIONS or "too many connections" in str(orig or exc)
 
 
-def _connection(connector: object, patience: float) -> Connection:
+def _connection(connector: object, patience: float, check: Callable[[], None]) -> Connection:
     """A connection from the connector; while the database refuses one because the role is at
     its cap, ask again (bounded by ``patience``): a task run holding a ``database`` slot only
     meets that when a session outside the limit holds a connection, such as one of a holder
-    that lost its slot and has not closed its session yet."""
+    that lost its slot and has not closed its session yet. ``check`` runs before each attempt
+    (it raises when the asking task's own slot may be gone)."""
     deadline = time.monotonic() + patience
     pause, longest = CONNECT_RETRY_SECONDS
     while True:
+        check()
         try:
             return connector.get_connection(begin=False)  # type: ignore[attr-defined, no-any-return]
         except SQLAlchemyError as exc:
             if not _role_at_its_cap(exc) or time.monotonic() + pause > deadline:
                 raise
-            get_logger("db").info(f"the database refused a connection ({_first_line(exc)}); asking again in "
-                                  f"{pause:.1f} s", sqlstate=TOO_MANY_CONNECTIONS)
+            get_logger("db").info(
+                f"the database refused a connection ({_first_line(exc)}); asking again in {pause:.1f} s",
+                sqlstate=TOO_MANY_CONNECTIONS,
+            )
             time.sleep(pause)
             pause = min(longest, pause * 2)
 
@@ -143,7 +150,7 @@ def _session_end_waiter(connection: Connection) -> Callable[[], None] | None:
     try:
         raw = connection.connection.driver_connection
         fd = os.dup(raw.pgconn.socket)  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001 - not psycopg, or already broken: nothing to wait for
+    except Exception:
         return None
 
     def wait() -> None:
@@ -162,9 +169,12 @@ def _session_end_waiter(connection: Connection) -> Callable[[], None] | None:
 
 
 @contextmanager
-def connect(settings: Settings, timeout_seconds: float | None = None) -> Iterator[Connection]:
+def connect(
+    settings: Settings, timeout_seconds: float | None = None, check: Callable[[], None] = lambda: None
+) -> Iterator[Connection]:
     """One connection to the shared database, closed on exit; its work is interrupted after
-    ``timeout_seconds`` (the resource's timeout from the limits file)."""
+    ``timeout_seconds`` (the resource's timeout from the limits file). ``check`` runs before
+    each connection attempt."""
     from prefect_sqlalchemy import SqlAlchemyConnector
 
     url = settings.sqlalchemy_url
@@ -179,8 +189,10 @@ def connect(settings: Settings, timeout_seconds: float | None = None) -> Iterato
                 # One slot = one connection = one instance with one worker thread and its own
                 # memory budget, like a real database session; the file is attached read-only.
                 spill = stack.enter_context(spill_folder(settings))
-                connector = SqlAlchemyConnector(connection_info="duckdb:///:memory:",
-                                                connect_args={"config": duckdb_config(settings, spill, threads=1)})
+                connector = SqlAlchemyConnector(
+                    connection_info="duckdb:///:memory:",
+                    connect_args={"config": duckdb_config(settings, spill, threads=1)},
+                )
             else:
                 connector = SqlAlchemyConnector(connection_info=url)
         except (ValueError, ArgumentError) as exc:
@@ -190,7 +202,7 @@ def connect(settings: Settings, timeout_seconds: float | None = None) -> Iterato
         stack.enter_context(connector)
         try:
             connector.get_engine(poolclass=NullPool)  # the connector keeps and reuses this engine
-            connection = _connection(connector, timeout_seconds or DEFAULT_CONNECT_PATIENCE_SECONDS)
+            connection = _connection(connector, timeout_seconds or DEFAULT_CONNECT_PATIENCE_SECONDS, check)
             if is_duckdb(url):
                 connection.exec_driver_sql(f"ATTACH {sql_literal(make_url(url).database or '')} AS shared (READ_ONLY)")
                 connection.exec_driver_sql("USE shared")
@@ -205,6 +217,9 @@ def connect(settings: Settings, timeout_seconds: float | None = None) -> Iterato
         finally:
             if guard is not None:
                 guard.cancel()
-            connection.close()  # no pool: this closes the database session
+            try:
+                connection.close()  # no pool: this closes the database session
+            except SQLAlchemyError:
+                connection.invalidate()  # interrupted: the server already ended the session
             if session_ended is not None:
                 session_ended()

@@ -4,9 +4,9 @@ DuckDB's default budget is 80% of the machine's RAM for each instance, and a flo
 several: one per ``database`` slot it holds (each connection to the shared DuckDB file is an
 in-memory instance that attaches the file, see :func:`common.db.connect`) and one for its
 lake steps, which take turns. With DuckDB's default, a run's memory grows with the data
-(bench/RESULTS.md: 6.1 GiB for ingest at demo scale 10); with ``ETL_DUCKDB_MEMORY_LIMIT``
-each instance spills its sorts, joins and aggregates to disk instead. One folder per instance: two instances spilling into
-the same folder would write the same file names.
+(docs/performance.md); with ``ETL_DUCKDB_MEMORY_LIMIT`` each instance spills its sorts,
+joins and aggregates to disk instead. One folder per instance: two instances spilling into the
+same folder would write the same file names.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from common.settings import Settings, get_settings
 @contextmanager
 def spill_folder(settings: Settings) -> Iterator[Path]:
     """A private folder under ``<data>/spill`` for one instance, removed when it closes."""
-    root = settings.data_dir / "spill"  # type: ignore[operator]
+    root = settings.data_dir / "spill"
     root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=f"duckdb-{os.getpid()}-", dir=root))
     try:
@@ -36,9 +36,12 @@ def spill_folder(settings: Settings) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def duckdb_config(settings: Settings, spill: Path, threads: int | None = None) -> dict[str, str | int]:
+Config = dict[str, str | bool | int | float | list[str]]  # what duckdb.connect's config takes
+
+
+def duckdb_config(settings: Settings, spill: Path, threads: int | None = None) -> Config:
     """The configuration of one DuckDB instance: the budget, its spill folder, its threads."""
-    config: dict[str, str | int] = {"memory_limit": settings.duckdb_memory_limit, "temp_directory": str(spill)}
+    config: Config = {"memory_limit": settings.duckdb_memory_limit, "temp_directory": str(spill)}
     if threads is not None:
         config["threads"] = threads
     return config

@@ -27,7 +27,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import structlog
@@ -64,7 +64,6 @@ class Session(Generic[H]):
     fence: Callable[[Callable[[], None]], None] = lambda check: None  # runs ``check`` before each use
 
 
-
 def slot_wait_seconds(ctx: TaskRunContext | None) -> float | None:
     """Seconds between the task run entering Pending and Running: the wait for its slots.
 
@@ -74,7 +73,7 @@ def slot_wait_seconds(ctx: TaskRunContext | None) -> float | None:
     if ctx is None or ctx.task_run is None:
         return None
     pending_at = ctx.task_run.expected_start_time
-    running_at = ctx.task_run.start_time or datetime.now(timezone.utc)
+    running_at = ctx.task_run.start_time or datetime.now(UTC)
     if pending_at is None:
         return None
     return max(0.0, (running_at - pending_at).total_seconds())
@@ -105,6 +104,15 @@ def _bind_and_log_wait(resource: Resource) -> dict[str, Any]:
                     **ids,
                 )
     return ids
+
+
+def _running_since(ctx: TaskRunContext | None) -> datetime | None:
+    """When the task run went Running (its slots were granted just before), as this process
+    recorded it."""
+    if ctx is None or ctx.task_run is None:
+        return None
+    state = ctx.task_run.state
+    return state.timestamp if state is not None and state.is_running() else ctx.task_run.start_time
 
 
 def _take_rate_slot(resource: Resource) -> None:
@@ -140,7 +148,7 @@ def _worth_retrying(task: Task[Any, Any], task_run: Any, state: Any) -> bool:
     except SlotLost:
         log.info(f"not retrying {task_run.name} in this task run: it lost its slot (the flow runs it again)")
         return False
-    except Exception as exc:  # noqa: BLE001 - classifying the task's own failure
+    except Exception as exc:
         if is_permanent(exc):
             log.info(f"not retrying {task_run.name}: {type(exc).__name__} will not pass on a retry")
             return False
@@ -149,7 +157,7 @@ def _worth_retrying(task: Task[Any, Any], task_run: Any, state: Any) -> bool:
 
 def resource_task(
     resource_name: str,
-    open_session: Callable[[Resource], AbstractContextManager[Session[H]]],
+    open_session: Callable[[Resource, Callable[[], None]], AbstractContextManager[Session[H]]],
     flow: str,
     *,
     name: str,
@@ -157,8 +165,9 @@ def resource_task(
 ) -> Callable[[Callable[Concatenate[H, P], R]], Task[P, R]]:
     """Decorator factory: a Prefect task of ``flow`` bound to one shared resource.
 
-    ``open_session`` opens the resource for one attempt; the decorated function receives its
-    handle as its first argument and never sees the tag.
+    ``open_session`` opens the resource for one attempt (calling the check it gets before each
+    try, which raises once the slot may be gone); the decorated function receives its handle as
+    its first argument and never sees the tag.
     """
     resource = get_registry()[resource_name]
     check_flow_name(flow)
@@ -167,33 +176,33 @@ def resource_task(
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             ids = _bind_and_log_wait(resource)
-            ctx = TaskRunContext.get()
-            started = ctx.task_run.start_time if ctx is not None and ctx.task_run is not None else None
+            started = _running_since(TaskRunContext.get())
             with structlog.contextvars.bound_contextvars(**ids), guarding(resource.tag, started) as guard:
                 _take_rate_slot(resource)
-                if guard is not None:
-                    guard.ensure()  # nothing is opened once the slot may be someone else's
-                with open_session(resource) as session:
-                    if guard is not None:
-                        guard.attach(session.interrupt)
-                        session.fence(guard.ensure)
-                        guard.ensure()
-                    try:
-                        result = fn(session.handle, *args, **kwargs)
-                    except Exception:
-                        if guard is not None and guard.lost is not None:
-                            raise SlotLost(guard.lost) from None  # what the interrupt caused
-                        raise
-                    finally:
+                check = guard.ensure if guard is not None else _always
+                check()  # nothing is opened once the slot may be someone else's
+                try:
+                    with open_session(resource, check) as session:
                         if guard is not None:
-                            guard.detach()
-                if guard is not None:
-                    guard.raise_if_lost()  # finished, but maybe not within its slot: do it again
+                            guard.attach(session.interrupt)
+                            session.fence(check)
+                        check()
+                        try:
+                            result = fn(session.handle, *args, **kwargs)
+                        finally:
+                            if guard is not None:
+                                guard.detach()
+                except Exception:
+                    if guard is not None and guard.lost is not None:
+                        raise SlotLost(guard.lost) from None  # what the interrupt caused, not a failure of its own
+                    raise
+                check()  # finished, but maybe not within its slot: do it again
                 return result
 
         # Prefect reads the parameters from the signature: hide the injected handle.
         signature = inspect.signature(fn)
-        setattr(run, "__signature__", signature.replace(parameters=list(signature.parameters.values())[1:]))
+        hidden = signature.replace(parameters=list(signature.parameters.values())[1:])
+        run.__signature__ = hidden  # type: ignore[attr-defined]  # functools.wraps' result type has no such slot
         options: dict[str, Any] = {
             "name": name,
             "tags": resource.tags_for(flow),
@@ -211,14 +220,18 @@ def resource_task(
     return decorate
 
 
-@contextmanager
-def _database_session(resource: Resource) -> Iterator[Session[Connection]]:
-    from common.db import connect, interrupter
+def _always() -> None:
+    """The check of a task run that holds no lease (its tags have no limit): nothing to lose."""
 
+
+@contextmanager
+def _database_session(resource: Resource, check: Callable[[], None]) -> Iterator[Session[Connection]]:
     from sqlalchemy import event
 
+    from common.db import connect, interrupter
+
     settings = get_settings()
-    with connect(settings, timeout_seconds=resource.timeout_seconds) as connection:
+    with connect(settings, timeout_seconds=resource.timeout_seconds, check=check) as connection:
 
         def fence(check: Callable[[], None]) -> None:
             event.listen(connection, "before_cursor_execute", lambda *args, **kwargs: check())
@@ -227,16 +240,20 @@ def _database_session(resource: Resource) -> Iterator[Session[Connection]]:
 
 
 @contextmanager
-def _partner_session(resource: Resource) -> Iterator[Session[PartnerApi]]:
+def _partner_session(resource: Resource, check: Callable[[], None]) -> Iterator[Session[PartnerApi]]:
     from common.api_client import PartnerApi
 
     settings = get_settings()
     timeout = resource.timeout_seconds or settings.api_timeout_seconds
     # Name the setting that actually applies, so a timeout error says what to raise.
-    where = (f"timeout_seconds of [resources.{resource.name}] in {settings.limits_file}"
-             if resource.timeout_seconds else "ETL_API_TIMEOUT_SECONDS")
-    with PartnerApi(settings.effective_api_url, token=settings.api_token, timeout=timeout,
-                    timeout_setting=where) as client:
+    where = (
+        f"timeout_seconds of [resources.{resource.name}] in {settings.limits_file}"
+        if resource.timeout_seconds
+        else "ETL_API_TIMEOUT_SECONDS"
+    )
+    with PartnerApi(
+        settings.effective_api_url, token=settings.api_token, timeout=timeout, timeout_setting=where
+    ) as client:
         yield Session(client, client.interrupt, client.before_each_request)
 
 
@@ -247,7 +264,9 @@ class FlowTasks:
 
     flow: str
 
-    def database(self, *, name: str, **task_options: Any) -> Callable[[Callable[Concatenate[Connection, P], R]], Task[P, R]]:
+    def database(
+        self, *, name: str, **task_options: Any
+    ) -> Callable[[Callable[Concatenate[Connection, P], R]], Task[P, R]]:
         """A task holding one ``database`` slot and one connection (``sqlalchemy.Connection``)."""
         return resource_task(DATABASE, _database_session, self.flow, name=name, **task_options)
 

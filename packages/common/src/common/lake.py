@@ -26,6 +26,19 @@ from common.db import is_duckdb, sql_literal
 from common.duckdb_memory import local_duckdb
 from common.logs import get_logger
 
+__all__ = [
+    "copy_query_to_parquet",
+    "csv_to_parquet",
+    "dataset_path",
+    "local_duckdb",
+    "parquet_rows",
+    "publish",
+    "remove_staging",
+    "staging_dir",
+    "sweep_abandoned_staging",
+    "write_batches_to_parquet",
+]
+
 _DATASET = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 BATCH_ROWS = 50_000
 
@@ -96,11 +109,13 @@ def sweep_abandoned_staging(root: Path, keep: str) -> list[str]:
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
     over = [str(r.id) for r in runs if r.state_type is not None and r.state_type.value in FINAL_STATES]
-    for run_id in over:
-        shutil.rmtree(staging / run_id, ignore_errors=True)
+    for over_id in over:
+        shutil.rmtree(staging / over_id, ignore_errors=True)
     if over:
-        get_logger("lake").info(f"removed {len(over)} staging folder(s) left by runs that ended without "
-                                f"cleaning up: {', '.join(over)}", root=str(root))
+        get_logger("lake").info(
+            f"removed {len(over)} staging folder(s) left by runs that ended without cleaning up: {', '.join(over)}",
+            root=str(root),
+        )
     return over
 
 
@@ -127,9 +142,7 @@ def copy_query_to_parquet(connection: Connection, query: str, target: Path, url:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     if is_duckdb(url):
-        connection.exec_driver_sql(
-            f"COPY ({query}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)"
-        )
+        connection.exec_driver_sql(f"COPY ({query}) TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
         return parquet_rows(target)
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
         return _postgres_copy_to_parquet(connection, query, target)
@@ -140,9 +153,19 @@ def copy_query_to_parquet(connection: Connection, query: str, target: Path, url:
 
 # PostgreSQL type OIDs -> DuckDB types; anything else is read as text.
 _PG_OID_TYPES: dict[int, str] = {
-    16: "BOOLEAN", 20: "BIGINT", 21: "SMALLINT", 23: "INTEGER", 26: "BIGINT", 700: "REAL",
-    701: "DOUBLE", 1082: "DATE", 1083: "TIME", 1114: "TIMESTAMP", 1184: "TIMESTAMPTZ",
-    1186: "INTERVAL", 2950: "UUID",
+    16: "BOOLEAN",
+    20: "BIGINT",
+    21: "SMALLINT",
+    23: "INTEGER",
+    26: "BIGINT",
+    700: "REAL",
+    701: "DOUBLE",
+    1082: "DATE",
+    1083: "TIME",
+    1114: "TIMESTAMP",
+    1184: "TIMESTAMPTZ",
+    1186: "INTERVAL",
+    2950: "UUID",
 }
 _PG_NUMERIC = 1700
 UNCONSTRAINED_DECIMAL = "DECIMAL(38, 10)"
@@ -186,7 +209,7 @@ def csv_to_parquet(source: Path, columns: Sequence[str], types: Sequence[str], t
         con.sql(
             "SELECT * FROM read_csv(?, columns = ?, header = false, auto_detect = false, "
             "delim = ',', quote = '\"', escape = '\"', allow_quoted_nulls = false)",
-            params=[str(source), dict(zip(columns, types))],
+            params=[str(source), dict(zip(columns, types, strict=True))],
         ).write_parquet(str(target), compression="zstd")
     return parquet_rows(target)
 
@@ -224,9 +247,7 @@ class _Null:
 _NULL = _Null()
 
 
-def write_batches_to_parquet(
-    columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]], target: Path
-) -> int:
+def write_batches_to_parquet(columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]], target: Path) -> int:
     """Write row batches to one Parquet file through a CSV file beside it.
 
     Column types come from the first non-null value of each column in the first batch
@@ -241,12 +262,9 @@ def write_batches_to_parquet(
             for batch in batches:
                 if types is None:
                     types = [
-                        _duckdb_type(next((r[i] for r in batch if r[i] is not None), None))
-                        for i in range(len(columns))
+                        _duckdb_type(next((r[i] for r in batch if r[i] is not None), None)) for i in range(len(columns))
                     ]
-                writer.writerows(
-                    row if None not in row else [_NULL if v is None else v for v in row] for row in batch
-                )
+                writer.writerows(row if None not in row else [_NULL if v is None else v for v in row] for row in batch)
         return csv_to_parquet(scratch, columns, types or ["VARCHAR"] * len(columns), target)
     finally:
         scratch.unlink(missing_ok=True)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from uuid import UUID
 
@@ -61,8 +61,10 @@ class SlotLost(RuntimeError):
     """The attempt stopped because its slot may have been given to someone else; one line."""
 
 
-_LOST = re.compile(r"lost its '(?P<tag>[^']+)' slot: (?P<why>.*) \((?:last confirmed by the server at "
-                   r"(?P<at>[0-9T:+-]+Z)|never confirmed by the server)\)")
+_LOST = re.compile(
+    r"lost its '(?P<tag>[^']+)' slot: (?P<why>.*) \((?:last confirmed by the server at "
+    r"(?P<at>[0-9T:+-]+Z)|never confirmed by the server)\)"
+)
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,18 @@ class LostLease:
         lapsed = max(start, self.confirmed_at + timedelta(seconds=LEASE_SECONDS))
         return lapsed if end is None else min(end, lapsed)
 
-
     def as_text(self) -> str:
         """A line :func:`parse_lost` reads back as this (the slot ledger keeps it)."""
-        why = {"frozen": "this process was frozen", "cut off from the server": "this process was cut off",
-               "its lease gone before it began": "its lease was gone before it began"}.get(self.why, "its lease was gone")
-        when = (f"last confirmed by the server at {_utc(self.confirmed_at)}" if self.confirmed_at
-                else "never confirmed by the server")
+        why = {
+            "frozen": "this process was frozen",
+            "cut off from the server": "this process was cut off",
+            "its lease gone before it began": "its lease was gone before it began",
+        }.get(self.why, "its lease was gone")
+        when = (
+            f"last confirmed by the server at {_utc(self.confirmed_at)}"
+            if self.confirmed_at
+            else "never confirmed by the server"
+        )
         return f"lost its '{self.tag}' slot: {why} ({when})"
 
 
@@ -103,8 +110,15 @@ def parse_lost(message: str | None) -> LostLease | None:
     if match is None:
         return None
     why, at = match["why"], match["at"]
-    kind = ("frozen" if "was frozen" in why else "cut off from the server" if "cut off" in why
-            else "its lease gone before it began" if "before it began" in why else "its lease gone")
+    kind = (
+        "its lease gone before it began"
+        if "before it began" in why
+        else "frozen"
+        if "was frozen" in why
+        else "cut off from the server"
+        if "cut off" in why
+        else "its lease gone"
+    )
     return LostLease(match["tag"], kind, datetime.fromisoformat(at.replace("Z", "+00:00")) if at else None)
 
 
@@ -141,8 +155,9 @@ def renew_lease(lease_id: UUID, timeout: float = RENEW_TIMEOUT_SECONDS) -> bool:
     error when it did not answer."""
     from prefect.settings import PREFECT_API_URL
 
-    response = _http(str(PREFECT_API_URL.value())).post(f"v2/concurrency_limits/leases/{lease_id}/renew",
-                            json={"lease_duration": LEASE_SECONDS}, timeout=timeout)
+    response = _http(str(PREFECT_API_URL.value())).post(
+        f"v2/concurrency_limits/leases/{lease_id}/renew", json={"lease_duration": LEASE_SECONDS}, timeout=timeout
+    )
     if response.status_code in (404, 410):
         return False
     response.raise_for_status()
@@ -150,7 +165,7 @@ def renew_lease(lease_id: UUID, timeout: float = RENEW_TIMEOUT_SECONDS) -> bool:
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -179,7 +194,7 @@ class LeaseGuard:
     def confirm(self) -> bool:
         """Renew once now; True when the server confirmed the lease. A lease the server says is
         gone is lost at once; a server that does not answer leaves the last confirmation as it was."""
-        sent, sent_wall = clock(), datetime.now(timezone.utc)
+        sent, sent_wall = clock(), datetime.now(UTC)
         self._looked = sent
         left = self.budget - (sent - self._confirmed)
         try:
@@ -191,8 +206,13 @@ class LeaseGuard:
         if renewed:
             self._confirmed, self._confirmed_wall = sent, sent_wall
             return True
-        self._lose("the server says its lease is gone" if self._confirmed_wall else
-                   "the server says its lease is gone before it began")
+        if self._confirmed_wall is not None:
+            self._lose("the server says its lease is gone")
+        else:  # granted, then held up (a freeze, an unanswered state update) for longer than the lease
+            self._lose(
+                f"the server says its lease was gone before it began, {sent - self._confirmed:.0f} s after "
+                "it was granted"
+            )
         return False
 
     def _note_freeze(self, now: float) -> None:
@@ -206,8 +226,11 @@ class LeaseGuard:
         with self._lock:
             if self.lost is not None:
                 return
-            when = (f"last confirmed by the server at {_utc(self._confirmed_wall)}" if self._confirmed_wall
-                    else "never confirmed by the server")
+            when = (
+                f"last confirmed by the server at {_utc(self._confirmed_wall)}"
+                if self._confirmed_wall
+                else "never confirmed by the server"
+            )
             self.lost = f"lost its '{self.tag}' slot: {why} ({when}); stopped so the limit holds"
             interrupt = self._interrupt
         log.warning(self.lost, tag=self.tag, lease_id=str(self.lease_id))
@@ -233,13 +256,17 @@ class LeaseGuard:
         unconfirmed = now - self._confirmed
         if unconfirmed < self.budget:
             return True
-        frozen = max(self._frozen, now - self._looked)
+        frozen = max(self._frozen, now - self._looked)  # the worker may look before the guard's thread
         if frozen >= FREEZE_SECONDS:
-            self._lose(f"this process was frozen for {frozen:.0f} s, longer than its "
-                       f"{self.lease_seconds:.0f} s lease can be trusted")
+            self._lose(
+                f"this process was frozen for {frozen:.0f} s, longer than its "
+                f"{self.lease_seconds:.0f} s lease can be trusted"
+            )
         else:
-            self._lose(f"this process was cut off from the server for {unconfirmed:.0f} s, too close to "
-                       f"the end of its {self.lease_seconds:.0f} s lease")
+            self._lose(
+                f"this process was cut off from the server for {unconfirmed:.0f} s, too close to "
+                f"the end of its {self.lease_seconds:.0f} s lease"
+            )
         return False
 
     def ensure(self) -> None:
@@ -250,17 +277,15 @@ class LeaseGuard:
         self.raise_if_lost()
 
     def watch(self, stop: threading.Event) -> None:
-        """The guard's loop: look at the clock every tick, renew every few seconds."""
+        """The guard's loop: look at the clock every tick, renew every few seconds. Each look
+        measures the time since the one before, so a freeze is seen wherever it struck."""
         next_renew = self._confirmed + self.renew_every
-        while True:
-            self._looked = clock()
-            if stop.wait(TICK_SECONDS):
-                return
+        while not stop.wait(TICK_SECONDS):
             now = clock()
             jumped = now - self._looked >= FREEZE_SECONDS
+            self._note_freeze(now)
             if not self._check(now):
                 return
-            self._note_freeze(now)
             if now >= next_renew or jumped:
                 confirmed = self.confirm()
                 if self.lost is not None:
@@ -275,7 +300,7 @@ class LeaseGuard:
 def _call_quietly(interrupt: Callable[[], None]) -> None:
     try:
         interrupt()
-    except Exception as exc:  # noqa: BLE001 - the session may be closing already
+    except Exception as exc:
         log.debug(f"interrupting the resource session: {type(exc).__name__}: {exc}")
 
 
@@ -293,7 +318,7 @@ def guarding(tag: str, started_at: datetime | None = None) -> Iterator[LeaseGuar
         yield None
         return
     guard = LeaseGuard(tag, lease_id)
-    age = (datetime.now(timezone.utc) - started_at).total_seconds() if started_at else 0.0
+    age = (datetime.now(UTC) - started_at).total_seconds() if started_at else 0.0
     guard._confirmed = clock() - max(0.0, age)  # granted no later than it went Running
     guard.confirm()
     guard.raise_if_lost()

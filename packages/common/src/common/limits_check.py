@@ -86,7 +86,7 @@ class LimitChange:
         return {**asdict(self), "limit": self.limit, "message": self.describe()}
 
 
-def read_server_limits(rest: "PrefectRest") -> dict[Kind, dict[str, "LimitRec"]]:
+def read_server_limits(rest: PrefectRest) -> dict[Kind, dict[str, LimitRec]]:
     """The server's ``tag:`` and ``rate:`` limits, by name without the prefix (one paged read)."""
     out: dict[Kind, dict[str, LimitRec]] = {kind: {} for kind in PREFIXES}
     for gcl in rest.global_limits():
@@ -96,8 +96,7 @@ def read_server_limits(rest: "PrefectRest") -> dict[Kind, dict[str, "LimitRec"]]
     return out
 
 
-def diff(registry: Registry, server: dict[str, "LimitRec"], managed: set[str],
-         prune: bool = False) -> list[LimitChange]:
+def diff(registry: Registry, server: dict[str, LimitRec], managed: set[str], prune: bool = False) -> list[LimitChange]:
     """What sync would do; ``extra`` rows are limits the file does not declare."""
     wanted = registry.tag_limits()
     changes: list[LimitChange] = []
@@ -119,8 +118,9 @@ def diff(registry: Registry, server: dict[str, "LimitRec"], managed: set[str],
     return changes
 
 
-def diff_rates(registry: Registry, server: dict[str, "LimitRec"], managed: set[str],
-               prune: bool = False) -> list[LimitChange]:
+def diff_rates(
+    registry: Registry, server: dict[str, LimitRec], managed: set[str], prune: bool = False
+) -> list[LimitChange]:
     """Like :func:`diff`, for the ``rate:`` limits (by resource name); the decay counts too,
     since it is the rate."""
     wanted = registry.rate_limits()
@@ -130,24 +130,35 @@ def diff_rates(registry: Registry, server: dict[str, "LimitRec"], managed: set[s
         if gcl is None:
             changes.append(LimitChange(name, "create", slots, None, kind="rate", file_decay=decay))
             continue
-        have = {"server_slots": gcl.limit, "server_active": gcl.active, "server_decay": gcl.slot_decay_per_second}
         if gcl.limit != slots or not math.isclose(gcl.slot_decay_per_second, decay, rel_tol=1e-9):
             action: Action = "update"
         elif not gcl.active:
             action = "activate"
         else:
             action = "ok"
-        changes.append(LimitChange(name, action, slots, kind="rate", file_decay=decay, **have))
+        changes.append(
+            LimitChange(
+                name,
+                action,
+                slots,
+                server_slots=gcl.limit,
+                server_active=gcl.active,
+                kind="rate",
+                file_decay=decay,
+                server_decay=gcl.slot_decay_per_second,
+            )
+        )
     for name, gcl in sorted(server.items()):
         if name in wanted:
             continue
         action = "delete" if prune and name in managed else "extra"
-        changes.append(LimitChange(name, action, None, gcl.limit, gcl.active, kind="rate",
-                                   server_decay=gcl.slot_decay_per_second))
+        changes.append(
+            LimitChange(name, action, None, gcl.limit, gcl.active, kind="rate", server_decay=gcl.slot_decay_per_second)
+        )
     return changes
 
 
-def check(rest: "PrefectRest", registry: Registry) -> tuple[list[str], list[str]]:
+def check(rest: PrefectRest, registry: Registry) -> tuple[list[str], list[str]]:
     """(errors, warnings). Errors: a factory tag with no active limit, which Prefect would
     run unlimited; a declared rate with no active rate limit (its tasks would fail, or run
     unpaced). Warnings: drift, a limit that differs from the file (someone changed it in
@@ -194,8 +205,7 @@ def assess(changes: list[LimitChange]) -> tuple[list[str], list[str]]:
             )
         elif change.action == "activate":
             errors.append(
-                f"limit {name} is inactive, so Prefect would run tag '{change.tag}' unlimited: "
-                "run `uv run limits sync`"
+                f"limit {name} is inactive, so Prefect would run tag '{change.tag}' unlimited: run `uv run limits sync`"
             )
         elif change.action == "update":
             warnings.append(
@@ -214,8 +224,7 @@ def _check_rate(change: LimitChange, errors: list[str], warnings: list[str]) -> 
         )
     elif change.action == "activate":
         errors.append(
-            f"rate limit {name} is inactive, so Prefect would not pace '{resource}' at all: "
-            "run `uv run limits sync`"
+            f"rate limit {name} is inactive, so Prefect would not pace '{resource}' at all: run `uv run limits sync`"
         )
     elif change.action == "update":
         warnings.append(

@@ -46,9 +46,7 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -78,4 +76,7 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
     """A structlog logger writing to the ``etl`` logger (works before configuration too)."""
-    return structlog.get_logger(LOGGER_NAME, component=name) if name else structlog.get_logger(LOGGER_NAME)
+    logger: structlog.stdlib.BoundLogger = (
+        structlog.get_logger(LOGGER_NAME, component=name) if name else structlog.get_logger(LOGGER_NAME)
+    )
+    return logger

@@ -126,9 +126,7 @@ def check_reachable(api_url: str, timeout: float = 5.0) -> None:
             "or set PREFECT_API_URL to a running server"
         )
     if state == "other":
-        raise ServerUnavailableError(
-            f"{api_url} answers but is not a Prefect API: fix PREFECT_API_URL"
-        )
+        raise ServerUnavailableError(f"{api_url} answers but is not a Prefect API: fix PREFECT_API_URL")
 
 
 def connect(api_url: str | None = None) -> str:

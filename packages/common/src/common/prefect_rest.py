@@ -41,18 +41,34 @@ class TaskRunRec:
     created: datetime | None
     upstream: frozenset[UUID] = field(default_factory=frozenset)
     state_message: str | None = None
+    state_name: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Over, or never to run (Pending as NotReady: a task it needs did not complete)."""
+        return self.state_type in FINAL_STATES or self.state_name == "NotReady"
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "TaskRunRec":
+    def from_json(cls, d: dict[str, Any]) -> TaskRunRec:
         upstream = frozenset(
             UUID(item["id"])
             for inputs in (d.get("task_inputs") or {}).values()
             for item in inputs
             if item.get("input_type") == "task_run"
         )
-        return cls(UUID(d["id"]), d["name"], d.get("state_type"), _uuid(d.get("flow_run_id")),
-                   _dt(d.get("start_time")), _dt(d.get("end_time")), _dt(d.get("expected_start_time")),
-                   _dt(d.get("created")), upstream, (d.get("state") or {}).get("message"))
+        return cls(
+            UUID(d["id"]),
+            d["name"],
+            d.get("state_type"),
+            _uuid(d.get("flow_run_id")),
+            _dt(d.get("start_time")),
+            _dt(d.get("end_time")),
+            _dt(d.get("expected_start_time")),
+            _dt(d.get("created")),
+            upstream,
+            (d.get("state") or {}).get("message"),
+            (d.get("state") or {}).get("name"),
+        )
 
 
 @dataclass(frozen=True)
@@ -71,9 +87,16 @@ class FlowRunRec:
         return self.end_time or self.state_timestamp
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "FlowRunRec":
-        return cls(UUID(d["id"]), d["name"], UUID(d["flow_id"]), _uuid(d.get("deployment_id")), d.get("state_type"),
-                   _dt(d.get("end_time")), _dt((d.get("state") or {}).get("timestamp")))
+    def from_json(cls, d: dict[str, Any]) -> FlowRunRec:
+        return cls(
+            UUID(d["id"]),
+            d["name"],
+            UUID(d["flow_id"]),
+            _uuid(d.get("deployment_id")),
+            d.get("state_type"),
+            _dt(d.get("end_time")),
+            _dt((d.get("state") or {}).get("timestamp")),
+        )
 
 
 @dataclass(frozen=True)
@@ -94,8 +117,12 @@ class PrefectRest:
         from common.prefect_api import auth_headers
 
         self.api_url = api_url
-        self.http = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=timeout, headers=auth_headers(),
-                                 event_hooks={"response": [self._refused]})
+        self.http = httpx.Client(
+            base_url=api_url.rstrip("/") + "/",
+            timeout=timeout,
+            headers=auth_headers(),
+            event_hooks={"response": [self._refused]},
+        )
 
     def _refused(self, response: httpx.Response) -> None:
         if response.status_code in (401, 403):
@@ -106,7 +133,7 @@ class PrefectRest:
                 "set PREFECT_API_AUTH_STRING (its auth string) or PREFECT_API_KEY"
             )
 
-    def __enter__(self) -> "PrefectRest":
+    def __enter__(self) -> PrefectRest:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -147,8 +174,9 @@ class PrefectRest:
             task_runs = dict(body.get("task_runs") or {})
             if cursor is not None:
                 task_runs["expected_start_time"] = {"after_": cursor}
-            page = self._post("task_runs/filter", {**body, "task_runs": task_runs, "sort": "EXPECTED_START_TIME_ASC",
-                                                   "limit": PAGE})
+            page = self._post(
+                "task_runs/filter", {**body, "task_runs": task_runs, "sort": "EXPECTED_START_TIME_ASC", "limit": PAGE}
+            )
             for record in page:
                 out.setdefault(record["id"], record)
             if len(page) < PAGE:
@@ -162,8 +190,10 @@ class PrefectRest:
         return list(out.values()) if expected is None or len(out) >= expected else self._paged("task_runs/filter", body)
 
     def global_limits(self) -> list[LimitRec]:
-        return [LimitRec(g["name"], g["limit"], g["active"], g["active_slots"], g.get("slot_decay_per_second") or 0.0)
-                for g in self._paged("v2/concurrency_limits/filter", {})]
+        return [
+            LimitRec(g["name"], g["limit"], g["active"], g["active_slots"], g.get("slot_decay_per_second") or 0.0)
+            for g in self._paged("v2/concurrency_limits/filter", {})
+        ]
 
     def tag_holders(self, tag: str) -> list[UUID]:
         """Task runs holding a live lease on ``tag:<tag>`` (empty if there is no such limit)."""
@@ -187,7 +217,7 @@ class PrefectRest:
     def _by_ids(self, kind: str, ids: list[UUID]) -> Iterator[dict[str, Any]]:
         """``POST /<kind>/filter`` by id, a page of ids at a time."""
         for start in range(0, len(ids), PAGE):
-            chunk = [str(i) for i in ids[start:start + PAGE]]
+            chunk = [str(i) for i in ids[start : start + PAGE]]
             yield from self._post(f"{kind}/filter", {kind: {"id": {"any_": chunk}}, "limit": PAGE})
 
     def task_runs_by_id(self, ids: list[UUID]) -> dict[UUID, TaskRunRec]:
@@ -201,9 +231,15 @@ class PrefectRest:
         }
         return [TaskRunRec.from_json(d) for d in self._paged("task_runs/filter", body)]
 
+    def running_with_tag(self, tag: str) -> list[TaskRunRec]:
+        """Task runs in the Running state that carry ``tag``."""
+        body = {"task_runs": {"tags": {"all_": [tag]}, "state": {"type": {"any_": ["RUNNING"]}}}}
+        return [TaskRunRec.from_json(d) for d in self._paged("task_runs/filter", body)]
+
     @staticmethod
-    def _started_filter(tag: str, since: datetime | None, until: datetime | None = None,
-                        flow_run_ids: list[UUID] | None = None) -> dict[str, Any]:
+    def _started_filter(
+        tag: str, since: datetime | None, until: datetime | None = None, flow_run_ids: list[UUID] | None = None
+    ) -> dict[str, Any]:
         """Task runs carrying ``tag`` that started at or after ``since`` and at or before ``until``."""
         start: dict[str, Any] = {"is_null_": False}
         if since is not None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from common.errors import UserError
 
@@ -22,7 +23,13 @@ API = "api"
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 _KNOWN_KEYS = {
-    "slots", "description", "retries", "retry_delay_seconds", "timeout_seconds", "flows", "rate_per_second",
+    "slots",
+    "description",
+    "retries",
+    "retry_delay_seconds",
+    "timeout_seconds",
+    "flows",
+    "rate_per_second",
 }
 
 
@@ -106,9 +113,7 @@ class Registry:
         try:
             return self.resources[name]
         except KeyError:
-            raise LimitsFileError(
-                f"{self.path}: no [resources.{name}] entry; add it with a 'slots' value"
-            ) from None
+            raise LimitsFileError(f"{self.path}: no [resources.{name}] entry; add it with a 'slots' value") from None
 
     def tag_limits(self) -> dict[str, int]:
         """Every tag the task factories may use, with the slots the server must hold for it."""
@@ -148,9 +153,7 @@ def _positive_rate(path: Path, entry: str, value: Any) -> float:
 def _parse_resource(path: Path, name: str, raw: Any) -> Resource:
     entry = f"resources.{name}"
     if not set(name) <= _NAME_CHARS or not name:
-        raise LimitsFileError(
-            f"{path}: [{entry}] name must use only a-z, 0-9, '_' and '-'"
-        )
+        raise LimitsFileError(f"{path}: [{entry}] name must use only a-z, 0-9, '_' and '-'")
     if not isinstance(raw, dict):
         raise LimitsFileError(f"{path}: [{entry}] must be a table with at least 'slots'")
     unknown = sorted(set(raw) - _KNOWN_KEYS)
@@ -230,9 +233,7 @@ def parse_limits(text: str, path: Path, flows: frozenset[str] | None = None) -> 
     resources = {name: _parse_resource(path, name, raw) for name, raw in raw_resources.items()}
     for required in (DATABASE, API):
         if required not in resources:
-            raise LimitsFileError(
-                f"{path}: missing [resources.{required}]; the flows' task factories use it"
-            )
+            raise LimitsFileError(f"{path}: missing [resources.{required}]; the flows' task factories use it")
     if flows is None:
         from common.flow_packages import declared_flows
 
@@ -260,4 +261,4 @@ def get_registry() -> Registry:
     """The registry for this process's settings (read once)."""
     from common.settings import get_settings
 
-    return load_registry(get_settings().limits_file)  # type: ignore[arg-type]
+    return load_registry(get_settings().limits_file)

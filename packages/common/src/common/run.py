@@ -168,8 +168,9 @@ class RunScope:
         self._wait([call])
         return call.result() if call.completed else None
 
-    def results(self, items: Mapping[str, Call[Any] | Sequence[Call[Any]] | None], *, noun: str,
-                kept: str = "nothing replaced") -> dict[str, Any]:
+    def results(
+        self, items: Mapping[str, Call[Any] | Sequence[Call[Any]] | None], *, noun: str, kept: str = "nothing replaced"
+    ) -> dict[str, Any]:
         """Wait for every call of the run; then the result of each item's (first) call, or
         :class:`RunFailed` with one line naming the items that failed (an item fails when one
         of its calls did, or when it has none) and the calls that failed, with why."""
@@ -197,7 +198,7 @@ class RunScope:
         for call in self.calls if calls is None else calls:
             try:
                 call.future.wait()
-            except Exception as exc:  # noqa: BLE001 - recorded, reported by the failure line
+            except Exception as exc:
                 call.engine_error = exc
 
     def _wait(self, wanted: Sequence[Call[Any]]) -> None:
@@ -215,7 +216,9 @@ class RunScope:
                 grown = bool(more)
             get_logger(self.flow).warning(
                 f"{len(lost)} call(s) lost to the control plane ({lost[0][0].label}: {lost[0][1]}); "
-                f"submitting {len(again)} call(s) again as new task runs", calls=len(again))
+                f"submitting {len(again)} call(s) again as new task runs",
+                calls=len(again),
+            )
             for call in self.calls:
                 if call in again:
                     self._submit(call)
@@ -231,8 +234,10 @@ class RunScope:
         deadline = time.monotonic() + self.patience
         while (problem := not_ready(api_url, timeout=5.0)) is not None:
             if time.monotonic() > deadline:
-                get_logger(self.flow).warning(f"the Prefect server at {api_url} is still away after "
-                                              f"{self.patience:.0f} s ({problem}); not submitting again")
+                get_logger(self.flow).warning(
+                    f"the Prefect server at {api_url} is still away after "
+                    f"{self.patience:.0f} s ({problem}); not submitting again"
+                )
                 return False
             time.sleep(1.0)
         return True

@@ -49,23 +49,21 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ETL_", extra="ignore")
 
     project_dir: Path = Field(default_factory=find_project_dir)
-    limits_file: Path | None = Field(
-        default=None, description="The limits file; default <project>/limits.toml."
-    )
-    data_dir: Path | None = Field(
-        default=None, description="Demo database, lake, reports, Prefect home; default <project>/data."
+    # Unset (""): the defaults below, made from project_dir once it is known.
+    limits_file: Path = Field(default=Path(""), description="The limits file; default <project>/limits.toml.")
+    data_dir: Path = Field(
+        default=Path(""), description="Demo database, lake, reports, Prefect home; default <project>/data."
     )
     database_url: SecretStr | None = Field(
         default=None,
         description="SQLAlchemy URL of the shared database; default the read-only demo DuckDB file.",
     )
-    api_url: str | None = Field(
-        default=None, description="Base URL of the partner API; default the embedded demo API."
-    )
+    api_url: str | None = Field(default=None, description="Base URL of the partner API; default the embedded demo API.")
     api_token: SecretStr | None = Field(default=None, description="Bearer token for the partner API.")
     api_timeout_seconds: float = 10.0
     server_patience_seconds: float = Field(
-        default=120.0, ge=0,
+        default=120.0,
+        ge=0,
         description="How long a flow run waits for the Prefect server to come back before it gives up "
         "submitting again the calls the server's absence lost.",
     )
@@ -73,22 +71,24 @@ class Settings(BaseSettings):
     board_port: int = Field(default=4280, description="Port of the live slot board on 127.0.0.1.")
     demo_scale: int = Field(default=1, ge=1)
     duckdb_memory_limit: str = Field(
-        default="160MB", pattern=r"^[0-9]+(\.[0-9]+)? ?([KMGT]i?B)$",
+        default="160MB",
+        pattern=r"^[0-9]+(\.[0-9]+)? ?([KMGT]i?B)$",
         description="Memory of each DuckDB instance a flow run opens (one per database slot it holds, "
         "one for its lake steps, which take turns), e.g. 160MB or 1GiB; beyond it DuckDB spills to "
         "<data>/spill. At the demo's scale 10 every query answers within 160MB (bench/RESULTS.md).",
     )
     demo_api_ticks_per_day: int | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="Intraday quotes behind each daily fixing the demo API computes, i.e. its CPU per "
         "fx page; default the API's own (about 0.5 s of one core a page). The test session lowers it.",
     )
 
     def model_post_init(self, __context: object) -> None:
         self.project_dir = self.project_dir.resolve()
-        if self.limits_file is None:
+        if self.limits_file == Path(""):
             self.limits_file = self.project_dir / LIMITS_FILE_NAME
-        if self.data_dir is None:
+        if self.data_dir == Path(""):
             self.data_dir = self.project_dir / "data"
         self.limits_file = self.limits_file.resolve()
         self.data_dir = self.data_dir.resolve()
@@ -96,19 +96,19 @@ class Settings(BaseSettings):
     # --- derived locations -------------------------------------------------------------
     @property
     def demo_db_path(self) -> Path:
-        return self.data_dir / "demo" / "shop.duckdb"  # type: ignore[operator]
+        return self.data_dir / "demo" / "shop.duckdb"
 
     @property
     def lake_dir(self) -> Path:
-        return self.data_dir / "lake"  # type: ignore[operator]
+        return self.data_dir / "lake"
 
     @property
     def reports_dir(self) -> Path:
-        return self.data_dir / "reports"  # type: ignore[operator]
+        return self.data_dir / "reports"
 
     @property
     def prefect_home(self) -> Path:
-        return self.data_dir / "prefect"  # type: ignore[operator]
+        return self.data_dir / "prefect"
 
     @property
     def uses_demo_database(self) -> bool:

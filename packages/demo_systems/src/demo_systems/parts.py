@@ -42,9 +42,7 @@ def demo_parts(settings: Settings, registry: Registry) -> Iterator[DemoParts]:
     if settings.uses_demo_database:
         existed = settings.demo_db_path.exists()
         ensure_demo_database(settings)
-        done.append(
-            f"demo database {'found' if existed else 'seeded'} at {settings.demo_db_path}"
-        )
+        done.append(f"demo database {'found' if existed else 'seeded'} at {settings.demo_db_path}")
     api: DemoApiProcess | None = None
     if settings.uses_demo_api:
         if answers(settings.effective_api_url):

@@ -25,14 +25,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import duckdb
 
 from common.catalog import TABLES, check_table
-from common.db import redacted_url
+from common.db import redacted_url, sql_literal
 from common.errors import UserError
-from common.db import sql_literal
 from demo_systems.shop.build import seed_demo_database
 
 if TYPE_CHECKING:
@@ -101,14 +100,12 @@ def psycopg_url(url: str) -> str:
     except ArgumentError:
         raise PostgresLoadError("unparseable database URL: check --url") from None
     if parsed.get_backend_name() != "postgresql":
-        raise PostgresLoadError(
-            f"--url must be a PostgreSQL URL (postgresql+psycopg://...), got {redacted_url(url)!r}"
-        )
+        raise PostgresLoadError(f"--url must be a PostgreSQL URL (postgresql+psycopg://...), got {redacted_url(url)!r}")
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 @contextmanager
-def pg_connection(url: str) -> Iterator["psycopg.Connection"]:
+def pg_connection(url: str) -> Iterator[psycopg.Connection]:
     """One psycopg connection made by SQLAlchemy from ``url`` (same URL rules as the flows),
     with no pool behind it: closing it closes the session."""
     from sqlalchemy import create_engine
@@ -118,10 +115,10 @@ def pg_connection(url: str) -> Iterator["psycopg.Connection"]:
     try:
         raw = engine.raw_connection()
         try:
-            pg = raw.driver_connection
+            pg = cast(psycopg.Connection, raw.driver_connection)
             pg.rollback()  # end whatever SQLAlchemy's first-connect checks began
             pg.autocommit = True  # so each ``pg.transaction()`` is a real BEGIN ... COMMIT
-            yield pg  # type: ignore[misc]
+            yield pg
         finally:
             raw.close()
     finally:
@@ -138,7 +135,7 @@ def _columns(duck: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str
     return columns
 
 
-def _drop_staging(pg: "psycopg.Connection") -> None:
+def _drop_staging(pg: psycopg.Connection) -> None:
     from psycopg import sql
 
     with pg.transaction():
@@ -146,7 +143,7 @@ def _drop_staging(pg: "psycopg.Connection") -> None:
             pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table + STAGING_SUFFIX)))
 
 
-def _load_table(duck: duckdb.DuckDBPyConnection, pg: "psycopg.Connection", table: str, scratch: Path) -> int:
+def _load_table(duck: duckdb.DuckDBPyConnection, pg: psycopg.Connection, table: str, scratch: Path) -> int:
     """Copy one table into its staging table (one transaction); returns the rows loaded."""
     from psycopg import sql
 
@@ -177,7 +174,7 @@ def _load_table(duck: duckdb.DuckDBPyConnection, pg: "psycopg.Connection", table
     return int(loaded)
 
 
-def _swap_into_place(pg: "psycopg.Connection") -> None:
+def _swap_into_place(pg: psycopg.Connection) -> None:
     """Replace every table at once: readers see the old dataset or the new one."""
     from psycopg import sql
 
@@ -185,9 +182,7 @@ def _swap_into_place(pg: "psycopg.Connection") -> None:
         for table in TABLES:
             target = sql.Identifier(check_table(table))
             pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
-            pg.execute(
-                sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(table + STAGING_SUFFIX), target)
-            )
+            pg.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(table + STAGING_SUFFIX), target))
 
 
 def load_into_postgres(duckdb_path: Path, url: str) -> dict[str, int]:

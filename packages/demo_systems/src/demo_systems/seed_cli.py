@@ -27,8 +27,9 @@ app = typer.Typer(add_completion=False, help="Create the deterministic demo shop
 def seed_demo(
     scale: Annotated[
         int | None,
-        typer.Option("--scale", help="Multiplies the rows of facts, customers and products "
-                     "(default: ETL_DEMO_SCALE, else 1)."),
+        typer.Option(
+            "--scale", help="Multiplies the rows of facts, customers and products (default: ETL_DEMO_SCALE, else 1)."
+        ),
     ] = None,
     path: Annotated[
         Path | None,
@@ -36,9 +37,12 @@ def seed_demo(
     ] = None,
     url: Annotated[
         str | None,
-        typer.Option("--url", help="Load the dataset into this PostgreSQL database instead "
-                     "(a SQLAlchemy URL, e.g. postgresql+psycopg://etl:***@/shop?host=/socket/dir).",
-                     show_default=False),
+        typer.Option(
+            "--url",
+            help="Load the dataset into this PostgreSQL database instead "
+            "(a SQLAlchemy URL, e.g. postgresql+psycopg://etl:***@/shop?host=/socket/dir).",
+            show_default=False,
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-seed even if the file (or the tables) exist.")] = False,
 ) -> None:

@@ -37,19 +37,25 @@ def main() -> None:
     from common.settings import get_settings
     from demo_systems.postgres_loader import seed_postgres
 
-    folder = get_settings().data_dir / "shared-pg"  # type: ignore[operator]
+    folder = get_settings().data_dir / "shared-pg"
     slots = get_registry()[DATABASE].slots
     server = EmbeddedPostgres(folder / "pgdata")
     server.start_server()
     try:
         url = create_role_and_database(
-            server, role=SHARED_ROLE, password=secrets.token_urlsafe(18), database=SHARED_DATABASE,
+            server,
+            role=SHARED_ROLE,
+            password=secrets.token_urlsafe(18),
+            database=SHARED_DATABASE,
             connection_limit=slots,
         )
         url_file = folder / "etl.url"
         write_secret(url_file, url + "\n")
-        print(f"PostgreSQL on {server.socket_dir()}: role {SHARED_ROLE} (CONNECTION LIMIT {slots}), "
-              f"database {SHARED_DATABASE}; seeding it ...", flush=True)
+        print(
+            f"PostgreSQL on {server.socket_dir()}: role {SHARED_ROLE} (CONNECTION LIMIT {slots}), "
+            f"database {SHARED_DATABASE}; seeding it ...",
+            flush=True,
+        )
         result = seed_postgres(url)
         print(f"seeded {redacted_url(url)} in {result.seconds:.1f} s: {result.total_rows:,} rows")
         print(f'\n    export ETL_DATABASE_URL="$(cat {url_file})"\n\nCtrl-C stops PostgreSQL.', flush=True)

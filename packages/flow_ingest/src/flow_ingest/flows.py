@@ -56,8 +56,15 @@ def submit_reference(run: RunScope) -> dict[str, Call[StagedFile]]:
         run.note(f"the partner API has no reference dataset {missing[0]!r}")
         return {}
     return {
-        d: run.submit(f"stage-reference {d}", stage_reference, d,
-                      [run.submit(f"fetch-reference-page {d} page {p}", fetch_reference_page, d, p)
-                       for p in range(1, pages[d] + 1)], run.staging)
+        d: run.submit(
+            f"stage-reference {d}",
+            stage_reference,
+            d,
+            [
+                run.submit(f"fetch-reference-page {d} page {p}", fetch_reference_page, d, p)
+                for p in range(1, pages[d] + 1)
+            ],
+            run.staging,
+        )
         for d in REFERENCE_DATASETS
     }

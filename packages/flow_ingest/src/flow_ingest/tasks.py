@@ -34,7 +34,7 @@ class LoadedDataset:
     unmatched_rows: int = 0
 
 
-@tasks.database(name="extract-table")
+@tasks.database(name="extract-table", task_run_name="extract-table-{table}")
 def extract_table(connection: Connection, table: str, staging: Path) -> StagedFile:
     """Stream one table of the shared database into a staged Parquet file (one connection)."""
     target = staging / f"{table}.parquet"
@@ -50,13 +50,13 @@ def fetch_reference_index(api: PartnerApi) -> dict[str, int]:
     return {name: int(meta["pages"]) for name, meta in index["datasets"].items() if name in REFERENCE_DATASETS}
 
 
-@tasks.api(name="fetch-reference-page")
+@tasks.api(name="fetch-reference-page", task_run_name="fetch-reference-page-{dataset}-{page}")
 def fetch_reference_page(api: PartnerApi, dataset: str, page: int) -> list[dict[str, Any]]:
     """One page of reference rows (one request in flight = one ``api`` slot)."""
     return list(api.fetch_reference_page(dataset, page)["rows"])
 
 
-@tasks.local(name="stage-reference")
+@tasks.local(name="stage-reference", task_run_name="stage-reference-{dataset}")
 def stage_reference(dataset: str, pages: list[list[dict[str, Any]]], staging: Path) -> StagedFile:
     """Write the fetched pages of one reference dataset as one staged Parquet file."""
     rows = [row for page in pages for row in page]
@@ -74,7 +74,7 @@ def stage_reference(dataset: str, pages: list[list[dict[str, Any]]], staging: Pa
 _UNMATCHED_COLUMN = {"orders": "total_amount_eur", "payments": "amount_eur"}
 
 
-@tasks.local(name="load-dataset")
+@tasks.local(name="load-dataset", task_run_name="load-dataset-{staged.dataset}")
 def load_dataset(staged: StagedFile, reference: dict[str, StagedFile] | None = None) -> LoadedDataset:
     """Publish one dataset to the lake, enriched with reference data where the catalog says so.
 
@@ -89,12 +89,16 @@ def load_dataset(staged: StagedFile, reference: dict[str, StagedFile] | None = N
     if reference is None:
         raise ValueError(f"{staged.dataset} needs reference data to be enriched")
     enriched = staged.path.with_suffix(".enriched.parquet")
-    params = {"staged": str(staged.path), "fx": str(reference["fx_rates"].path),
-              "countries": str(reference["countries"].path)}
+    params = {
+        "staged": str(staged.path),
+        "fx": str(reference["fx_rates"].path),
+        "countries": str(reference["countries"].path),
+    }
     sql = enrich_query(staged.dataset)
     with lake.local_duckdb() as con:
         con.sql(sql, params={k: v for k, v in params.items() if f"${k}" in sql}).write_parquet(
-            str(enriched), compression="zstd")
+            str(enriched), compression="zstd"
+        )
         column = _UNMATCHED_COLUMN[staged.dataset]
         row = con.execute(f"SELECT count(*) FROM read_parquet(?) WHERE {column} IS NULL", [str(enriched)]).fetchone()
     unmatched = int(row[0]) if row else 0

@@ -46,35 +46,64 @@ class ReportSpec:
 LAKE_PLACEHOLDER = "{lake}"
 
 _REPORTS: tuple[ReportSpec, ...] = (
-    ReportSpec("revenue_by_month", "Revenue by month and currency",
-               "Orders, buyers (new and returning), units, gross and net revenue and the median basket per "
-               "month in each selling currency."),
-    ReportSpec("top_products", "Top 100 products by units sold",
-               "Best sellers with category, orders, product page views, view-to-order rate, return rate and "
-               "rating."),
-    ReportSpec("customer_cohorts", "Customer cohorts by first order month",
-               "Active customers, orders and units per cohort, by months since the first order."),
-    ReportSpec("inventory_health", "Inventory health by warehouse",
-               "Stock on hand and its value, out-of-stock products, products below their reorder point (90-day "
-               "pick rate x supplier lead time), days of cover and stock-out events replayed from the movement "
-               "history."),
-    ReportSpec("return_rate_by_category", "Return rate by top-level category",
-               "Units sold and returned, the most common reason, how fast items come back, and the rating of "
-               "returned against kept items, per category."),
-    ReportSpec("support_backlog", "Support backlog by priority and category",
-               "Open and pending tickets, response and resolution times, satisfaction, and how many tickets "
-               "follow a late delivery or a return."),
-    ReportSpec("web_conversion", "Web conversion by month and device",
-               "Sessions, bounces, product views and the share of sessions that bought."),
-    ReportSpec("shipping_performance", "Shipping performance by carrier and destination",
-               "Shipments, units, time to ship, transit time percentiles, on-time rate and returns blamed on "
-               "late delivery."),
-    ReportSpec("revenue_eur_by_region", "Revenue in EUR by region and month (lake)",
-               "Ingest's enriched orders: EUR revenue and the VAT it contains, per API region and month.",
-               ("orders",)),
-    ReportSpec("payments_eur_by_method", "Payments in EUR by method and region (lake)",
-               "Ingest's enriched payments joined to enriched orders: EUR volume, count and split share per "
-               "payment method and region.", ("orders", "payments")),
+    ReportSpec(
+        "revenue_by_month",
+        "Revenue by month and currency",
+        "Orders, buyers (new and returning), units, gross and net revenue and the median basket per "
+        "month in each selling currency.",
+    ),
+    ReportSpec(
+        "top_products",
+        "Top 100 products by units sold",
+        "Best sellers with category, orders, product page views, view-to-order rate, return rate and rating.",
+    ),
+    ReportSpec(
+        "customer_cohorts",
+        "Customer cohorts by first order month",
+        "Active customers, orders and units per cohort, by months since the first order.",
+    ),
+    ReportSpec(
+        "inventory_health",
+        "Inventory health by warehouse",
+        "Stock on hand and its value, out-of-stock products, products below their reorder point (90-day "
+        "pick rate x supplier lead time), days of cover and stock-out events replayed from the movement "
+        "history.",
+    ),
+    ReportSpec(
+        "return_rate_by_category",
+        "Return rate by top-level category",
+        "Units sold and returned, the most common reason, how fast items come back, and the rating of "
+        "returned against kept items, per category.",
+    ),
+    ReportSpec(
+        "support_backlog",
+        "Support backlog by priority and category",
+        "Open and pending tickets, response and resolution times, satisfaction, and how many tickets "
+        "follow a late delivery or a return.",
+    ),
+    ReportSpec(
+        "web_conversion",
+        "Web conversion by month and device",
+        "Sessions, bounces, product views and the share of sessions that bought.",
+    ),
+    ReportSpec(
+        "shipping_performance",
+        "Shipping performance by carrier and destination",
+        "Shipments, units, time to ship, transit time percentiles, on-time rate and returns blamed on late delivery.",
+    ),
+    ReportSpec(
+        "revenue_eur_by_region",
+        "Revenue in EUR by region and month (lake)",
+        "Ingest's enriched orders: EUR revenue and the VAT it contains, per API region and month.",
+        ("orders",),
+    ),
+    ReportSpec(
+        "payments_eur_by_method",
+        "Payments in EUR by method and region (lake)",
+        "Ingest's enriched payments joined to enriched orders: EUR volume, count and split share per "
+        "payment method and region.",
+        ("orders", "payments"),
+    ),
 )
 
 REPORTS: dict[str, ReportSpec] = {spec.name: spec for spec in _REPORTS}

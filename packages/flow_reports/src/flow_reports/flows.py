@@ -34,9 +34,11 @@ def reports(names: list[ReportName] | None = None) -> dict[str, Any]:
         steps = {}
         for n in (n for n in selected if n not in skipped):
             query = run.submit(f"{n} run-report", run_report, n)
-            steps[n] = (query, run.submit(f"{n} write-report", write_report, query, run.staging),
-                        run.submit(f"{n} publish-report", publish_report, query))
+            steps[n] = (
+                query,
+                run.submit(f"{n} write-report", write_report, query, run.staging),
+                run.submit(f"{n} publish-report", publish_report, query),
+            )
         done = run.results(steps, noun="reports", kept="last good reports kept")
         promote_reports(run.staging, summary_markdown(list(done.values()), skipped, flow_run.name or run.run_id))
-    return {"rows": {n: len(r.rows) for n, r in done.items()}, "skipped": skipped,
-            "folder": str(settings.reports_dir)}
+    return {"rows": {n: len(r.rows) for n, r in done.items()}, "skipped": skipped, "folder": str(settings.reports_dir)}

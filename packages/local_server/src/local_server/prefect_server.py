@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +25,16 @@ from common.prefect_api import (
     not_ready,
     probe,
 )
+from local_server.balancer import Balancer, balancing
 from local_server.postgres import EmbeddedPostgres, stop_postmaster
-from local_server.processes import Child, ChildFailed, deferred_signals, end_group, port_is_free, running
+from local_server.processes import Child, ChildFailed, deferred_signals, end_group, free_port, port_is_free, running
 
 PID_FILE = "server.pid"  # under the server's home: the PID of the server this folder started
 
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 SLOT_WAIT_SETTING = "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS"
 SLOT_WAIT_SECONDS = "0.25"
+FRONT_HOLD_SECONDS = 45.0  # a client's new connection waits this long for a restarting server
 
 
 def server_env(home: Path) -> dict[str, str]:
@@ -62,14 +66,31 @@ class LocalPrefectServer:
     backend: str = "postgres"  # or "sqlite" (Prefect's default; slow hand-off under load)
     extra_env: dict[str, str] = field(default_factory=dict)
     auth_string: str | None = field(default=None, repr=False)  # the server's API auth string, if any
+    front: bool = False  # clients reach it through a front on `port` that holds them while it restarts
     postgres: EmbeddedPostgres | None = None
     notes: list[str] = field(default_factory=list)  # what start() found and did, one line each
     _api: Child | None = field(default=None, repr=False)
     _reaper: Child | None = field(default=None, repr=False)
+    _front: ExitStack | None = field(default=None, repr=False)
+    _balancer: Balancer | None = field(default=None, repr=False)
+    _server_port: int | None = field(default=None, repr=False)  # behind the front: the server's own port
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # one start, restart or stop at a time
+    _closing: bool = field(default=False, repr=False)  # stop() began: a restart under way gives up
 
     @property
     def api_url(self) -> str:
+        """What every client uses (the front's address, when there is one)."""
         return api_url_for(self.host, self.port)
+
+    @property
+    def server_api_url(self) -> str:
+        """The server process's own address (the supervisor asks it, not the front)."""
+        return api_url_for(self.host, self._server_port or self.port)
+
+    @property
+    def held_connections(self) -> int:
+        """Connections the front held while the server was away (0 without a front)."""
+        return self._balancer.held if self._balancer is not None else 0
 
     @property
     def ui_url(self) -> str:
@@ -104,13 +125,14 @@ class LocalPrefectServer:
         return self.home / PID_FILE
 
     def _recorded_pid(self) -> int | None:
-        """The server this home started, if it still runs as a ``prefect server start`` on our port."""
+        """The server this home started, if it still runs as a ``prefect server start`` (on our
+        port, or behind a front on any port: its own port was a free one)."""
         try:
             pid = int(self.pid_file.read_text().strip())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
-        ours = b"server" in cmdline and b"start" in cmdline and str(self.port).encode() in cmdline
+        ours = b"server" in cmdline and b"start" in cmdline and (self.front or str(self.port).encode() in cmdline)
         return pid if ours and running(pid) else None
 
     def _replace_stale(self, problem: str) -> None:
@@ -138,7 +160,8 @@ class LocalPrefectServer:
         """Start the server; False if a ready Prefect server already answers on the port (reused).
 
         A server that answers ``/health`` but not ``/ready`` (its database is gone) is never
-        reused: if this home started it, it is stopped by its PID and a fresh one started.
+        reused: if this home started it, it is stopped by its PID and a fresh one started. With
+        a front, the server listens on a free port of its own and the front on ``port``.
         """
         state = probe(self.api_url)
         if state == "prefect":
@@ -154,18 +177,40 @@ class LocalPrefectServer:
         if self.backend not in ("postgres", "sqlite"):
             raise ServerUnavailableError(f"unknown Prefect server backend {self.backend!r}: use postgres or sqlite")
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.front:
+            stale = self._recorded_pid()  # behind a front of a serve-all that was killed, its reaper too
+            if stale is not None:
+                self.notes.append(
+                    f"a Prefect server this data folder started is still running (pid {stale}): stopping it"
+                )
+                end_group(stale, timeout=10.0)
+            self._server_port = free_port(self.host)
+            self._front = ExitStack()
+            self._balancer = self._front.enter_context(
+                balancing((self._server_port,), self.host, self.port, hold=FRONT_HOLD_SECONDS)
+            )
+        self._start_server()
+        return True
+
+    def _start_server(self) -> None:
+        """The ``prefect server start`` child (and its reaper), on its own port."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         env.update(server_env(self.home))
         if self.backend == "postgres":
             self.postgres = EmbeddedPostgres(self.home / "pgdata")
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.postgres.start()
+        if self.front:
+            env["PREFECT_UI_API_URL"] = self.api_url  # the UI in a browser goes through the front too
         env.update(self.extra_env)
         if self.auth_string:
             env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string  # environment only, never argv
+        port = self._server_port or self.port
         self._api = Child(
             "the Prefect server",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)],
-            env=env, log_path=self.log_path, own_group=True,
+            [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(port)],
+            env=env,
+            log_path=self.log_path,
+            own_group=True,
             cwd=self.home,  # not the repository: its prefect.toml names the default port, not ours
         )
         self._api.start()
@@ -174,30 +219,60 @@ class LocalPrefectServer:
         assert self._api.pid is not None
         self._reaper = Child(
             "the reaper",
-            [sys.executable, "-m", "local_server.reaper", "--parent", str(os.getpid()), "--group", str(self._api.pid),
-             *(["--pgdata", str(self.postgres.pgdata)] if self.postgres is not None else [])],
+            [
+                sys.executable,
+                "-m",
+                "local_server.reaper",
+                "--parent",
+                str(os.getpid()),
+                "--group",
+                str(self._api.pid),
+                *(["--pgdata", str(self.postgres.pgdata)] if self.postgres is not None else []),
+            ],
             quiet=True,
+            own_group=True,  # a session of its own: a kill of our whole group does not take it along
         )
         self._reaper.start()
-        return True
+
+    def restart(self, timeout: float = 60.0) -> float:
+        """Stop the server and start it again on the same data (and port, behind the same
+        front, which holds its clients meanwhile); seconds until it answers. Never after
+        :meth:`stop` began: a stop and a restart cannot interleave."""
+        with self._lock:
+            if self._closing:
+                raise ServerUnavailableError("the local Prefect server is being stopped")
+            self._stop_server(15.0)
+            self._start_server()
+        return self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float = 60.0) -> float:
         """Block until the API answers; seconds waited. Clear error if it dies or times out."""
-        assert self._api is not None, "start() first"
+        api = self._api
+        if api is None:
+            raise ServerUnavailableError("the local Prefect server was stopped (or never started)")
         try:
-            return self._api.wait_healthy(lambda: probe(self.api_url, timeout=1.0) == "prefect", timeout)
+            return api.wait_healthy(lambda: probe(self.server_api_url, timeout=1.0) == "prefect", timeout)
         except ChildFailed as exc:
             self.stop()
             raise ServerUnavailableError(f"{exc}; see {self.log_path}") from None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop the server we started (its process group), then its PostgreSQL.
+        """Stop the front (no new client reaches a stopping server), the server we started
+        (its process group), then its PostgreSQL.
 
         Never the other way round: an API left without its database answers ``/health`` and
         fails every real call. A second Ctrl-C (or a SIGTERM) during the stop is held until
         the stop is done, and if stopping the API fails anyway its group is killed before
         PostgreSQL stops.
         """
+        self._closing = True
+        with deferred_signals(), self._lock:
+            front, self._front = self._front, None
+            if front is not None:
+                front.close()
+            self._stop_server(timeout)
+
+    def _stop_server(self, timeout: float) -> None:
         with deferred_signals():
             reaper, self._reaper = self._reaper, None
             if reaper is not None:
@@ -215,7 +290,7 @@ class LocalPrefectServer:
                     self.postgres.stop()
                     self.postgres = None
 
-    def __enter__(self) -> "LocalPrefectServer":
+    def __enter__(self) -> LocalPrefectServer:
         if self.start():
             self.wait_healthy()
         return self

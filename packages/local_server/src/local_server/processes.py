@@ -82,10 +82,13 @@ def deferred_signals() -> Iterator[None]:
 
 def end_group(pgid: int, timeout: float = 15.0, leader: subprocess.Popen[bytes] | None = None) -> None:
     """SIGTERM the process group ``pgid``, then SIGKILL whatever is left after ``timeout``.
+    A stopped group (SIGSTOP) is continued, so it gets its SIGTERM at once rather than after
+    ``timeout``.
 
     With ``leader`` (the group's first process, our child) we wait on it, which also reaps
     it; without (the reaper, whose group is not its child) we poll the group until it is empty.
     """
+
     def gone() -> bool:
         if leader is not None:
             return leader.poll() is not None
@@ -97,6 +100,7 @@ def end_group(pgid: int, timeout: float = 15.0, leader: subprocess.Popen[bytes] 
 
     try:
         os.killpg(pgid, signal.SIGTERM)
+        os.killpg(pgid, signal.SIGCONT)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
@@ -149,7 +153,12 @@ class Child:
         else:
             out = self._output = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=self.own_group,  # its own process group: we stop all it spawned
         )
 

@@ -10,7 +10,9 @@ small watcher beside the server:
 It checks once a second whether PID is still its parent; once it is not, it ends each process
 group PGID (the servers it was started for: SIGTERM, then SIGKILL) and stops the PostgreSQL on
 DIR (PostgreSQL's fast shutdown, SIGINT to the postmaster its postmaster.pid names). The
-server's owner ends the watcher by PID when it stops the server itself.
+server's owner ends the watcher by PID when it stops the server itself. It runs in a session
+of its own, like the server and PostgreSQL: neither a Ctrl-C at the terminal nor a kill of the
+owner's whole process group reaches it, so it outlives the owner it watches.
 """
 
 from __future__ import annotations

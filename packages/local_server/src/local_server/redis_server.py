@@ -42,9 +42,23 @@ class RedisServer:
         self.home.mkdir(parents=True, exist_ok=True)
         self._child = Child(
             "Redis",
-            [binary, "--bind", self.host, "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.home), "--protected-mode", "yes"],
-            log_path=self.home / "redis.log", own_group=True,
+            [
+                binary,
+                "--bind",
+                self.host,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.home),
+                "--protected-mode",
+                "yes",
+            ],
+            log_path=self.home / "redis.log",
+            own_group=True,
         )
         self._child.start()
         try:

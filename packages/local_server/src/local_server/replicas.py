@@ -38,16 +38,18 @@ def tier_env(home: Path, database_url: str, redis_url: str) -> dict[str, str]:
     """The settings every process of the tier shares (``home``: that process's own folder)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(server_env(home))
-    env.update({
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
-        "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false",  # migrated once, before any replica starts
-        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": REDIS_LEASES,  # one lease store for all replicas
-        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",  # events reach the services process
-        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
-        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
-        "PREFECT_REDIS_MESSAGING_URL": f"{redis_url}/0",
-        "PREFECT_SERVER_DOCKET_URL": f"{redis_url}/1",
-    })
+    env.update(
+        {
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
+            "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false",  # migrated once, before any replica starts
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": REDIS_LEASES,  # one lease store for all replicas
+            "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",  # events reach the services process
+            "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+            "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+            "PREFECT_REDIS_MESSAGING_URL": f"{redis_url}/0",
+            "PREFECT_SERVER_DOCKET_URL": f"{redis_url}/1",
+        }
+    )
     return env
 
 
@@ -82,8 +84,13 @@ class PrefectReplicas:
             self.redis = RedisServer(self.home / "redis", self.redis_port, self.host)
             self.redis.start()
             self._watch()  # from here on, a killed owner leaves neither Redis nor PostgreSQL behind
-            migrate = subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-                                     env=self._env("migrate"), capture_output=True, text=True, timeout=timeout)
+            migrate = subprocess.run(
+                [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+                env=self._env("migrate"),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             if migrate.returncode != 0:
                 last = (migrate.stdout + migrate.stderr).strip().splitlines()[-1:] or ["no output"]
                 raise ServerUnavailableError(f"the Prefect database migration failed: {last[0]}")
@@ -93,10 +100,13 @@ class PrefectReplicas:
             for i in range(len(self.ports)):
                 self.start_replica(i, timeout)
                 if i == 0:
-                    self._services = Child("the Prefect services",
-                                           [sys.executable, "-m", "prefect", "server", "services", "start"],
-                                           env=self._env("services"), log_path=self.home / "services.log",
-                                           own_group=True)
+                    self._services = Child(
+                        "the Prefect services",
+                        [sys.executable, "-m", "prefect", "server", "services", "start"],
+                        env=self._env("services"),
+                        log_path=self.home / "services.log",
+                        own_group=True,
+                    )
                     self._services.start()
                     self._watch()
         except BaseException:
@@ -106,9 +116,21 @@ class PrefectReplicas:
     def _replica(self, index: int) -> Child:
         child = Child(
             f"Prefect API replica {index} (port {self.ports[index]})",
-            [sys.executable, "-m", "prefect", "server", "start", "--no-services",
-             "--host", self.host, "--port", str(self.ports[index])],
-            env=self._env(f"api-{index}"), log_path=self.home / f"api-{index}.log", own_group=True,
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--no-services",
+                "--host",
+                self.host,
+                "--port",
+                str(self.ports[index]),
+            ],
+            env=self._env(f"api-{index}"),
+            log_path=self.home / f"api-{index}.log",
+            own_group=True,
             cwd=self.home,  # not the repository: its prefect.toml names the default port
         )
         child.start()
@@ -134,7 +156,7 @@ class PrefectReplicas:
             argv += ["--group", str(pid)]
         if self.postgres is not None:
             argv += ["--pgdata", str(self.postgres.pgdata)]
-        self._reaper = Child("the reaper", argv, quiet=True)
+        self._reaper = Child("the reaper", argv, quiet=True, own_group=True)
         self._reaper.start()
 
     def stop_replica(self, index: int) -> None:
@@ -173,8 +195,13 @@ def main() -> None:
     parser.add_argument("--ports", type=int, nargs="+", default=[4301, 4302], help="one API replica per port")
     parser.add_argument("--redis-port", type=int, default=0, help="default: a free port")
     parser.add_argument("--home", type=Path, default=Path("data") / "replicas")
-    parser.add_argument("--balance", type=int, default=0, metavar="PORT",
-                        help="also serve a round-robin balancer over the replicas on PORT")
+    parser.add_argument(
+        "--balance",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="also serve a round-robin balancer over the replicas on PORT",
+    )
     args = parser.parse_args()
     # Ctrl-C and SIGTERM stop the tier in order, even when a script started us with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)

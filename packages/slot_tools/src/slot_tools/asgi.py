@@ -14,16 +14,16 @@ from typing import Any
 import uvicorn
 
 
-
 def _server(app: Any) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
-    ))
+    return uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    )
 
 
 @contextlib.contextmanager
-def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0,
-                  name: str = "asgi") -> Iterator[str]:
+def run_in_thread(
+    app: Any, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0, name: str = "asgi"
+) -> Iterator[str]:
     """Serve ``app`` in a background thread while the block runs; yields its base URL.
     OSError (from binding) when the port is taken."""
     sock = socket.create_server((host, port))

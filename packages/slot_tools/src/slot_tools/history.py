@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from common.lease import LostLease, parse_lost
@@ -105,7 +105,7 @@ def peak_concurrency(intervals: Iterable[Interval], now: datetime | None = None)
     Ends sort before starts at the same instant: a slot handed from one run to the next in
     the same microsecond is a hand-off, not two holders.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     events = []
     for iv in intervals:
         events.append((iv.start, 1))
@@ -122,7 +122,7 @@ def peak_concurrency(intervals: Iterable[Interval], now: datetime | None = None)
 
 def shared_moments(intervals: list[Interval], now: datetime | None = None) -> float:
     """Seconds during which slots of the tag were held by more than one flow at once."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     events = []
     for iv in intervals:
         events.append((iv.start, 1, iv.flow))
@@ -141,13 +141,14 @@ def shared_moments(intervals: list[Interval], now: datetime | None = None) -> fl
 
 def wait_until_recorded(rest: PrefectRest, flow_run_ids: list[UUID], timeout: float = 15.0) -> bool:
     """Wait (bounded) until the server has recorded a final state for every task run of the
-    flow runs: task-run states reach the server as events, a moment after the flow run ends."""
+    flow runs (or that it will never run): task-run states reach the server a moment after the
+    flow run ends."""
     import time
 
     deadline = time.monotonic() + timeout
     while True:
         runs = rest.task_runs_of(flow_run_ids)
-        if runs and all(r.state_type in FINAL_STATES for r in runs):
+        if runs and all(r.settled for r in runs):
             return True
         if time.monotonic() > deadline:
             return False
@@ -273,7 +274,7 @@ def assign_lanes(intervals: Iterable[Interval], limit: int, now: datetime | None
     :func:`peak_concurrency`). A hold finding lanes 0..limit-1 all busy overlaps ``limit``
     others, so a lane >= limit appears exactly when the limit was exceeded.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     busy_until: list[datetime] = []
     lanes: dict[str, int] = {}
     for iv in sorted(intervals, key=lambda i: (i.start, i.end or now, i.task_run_id)):
@@ -307,8 +308,9 @@ def _flow_usage(intervals: list[Interval], window_start: datetime, window_end: d
     return out
 
 
-def summarize_tag(tag: str, limit: int, intervals: list[Interval], window_start: datetime,
-                  window_end: datetime) -> TagReport:
+def summarize_tag(
+    tag: str, limit: int, intervals: list[Interval], window_start: datetime, window_end: datetime
+) -> TagReport:
     """One limit's report from the holds of its tag."""
     mine = [iv for iv in intervals if iv.tag == tag]
     peak, at = peak_concurrency(mine, now=window_end)
@@ -345,10 +347,14 @@ def lost_holders(intervals: list[Interval], now: datetime) -> list[str]:
         since = min(iv.lost.confirmed_at or iv.start for iv in held if iv.lost is not None)
         until = max(iv.end or now for iv in held)
         lapsed = min(iv.live.end or now for iv in held)
-        taken = sorted((iv for iv in intervals if iv.flow_run_id != run and lapsed <= iv.start < until),
-                       key=lambda iv: iv.start)
-        given = (f"the server gave them to {', '.join(sorted({iv.flow for iv in taken}))} at {_hms(taken[0].start)}"
-                 if taken else "nobody took them meanwhile")
+        taken = sorted(
+            (iv for iv in intervals if iv.flow_run_id != run and lapsed <= iv.start < until), key=lambda iv: iv.start
+        )
+        given = (
+            f"the server gave them to {', '.join(sorted({iv.flow for iv in taken}))} at {_hms(taken[0].start)}"
+            if taken
+            else "nobody took them meanwhile"
+        )
         out.append(f"{flow} held {len(held)} slot(s) {_while(why)} {_hms(since)}-{_hms(until)}; {given}")
     return out
 
@@ -361,8 +367,9 @@ def _hms(moment: datetime) -> str:
     return moment.astimezone().strftime("%H:%M:%S")
 
 
-def summarize(intervals: Iterable[Interval], limits: dict[str, int], window_start: datetime,
-              window_end: datetime) -> HistoryReport:
+def summarize(
+    intervals: Iterable[Interval], limits: dict[str, int], window_start: datetime, window_end: datetime
+) -> HistoryReport:
     """Per limit (in ``limits`` order): peak, breach, utilization, lanes, per-flow usage.
 
     Holds are clipped to the window for slot-seconds and utilization, so a limit that held
@@ -403,7 +410,7 @@ def read_window(
 
 def window_of(intervals: list[Interval], since: datetime | None, now: datetime | None = None) -> Window:
     """The holds with the span they cover (see :func:`read_window`)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if not intervals:
         return Window(intervals, since or now, now)
     start = min(min(iv.start, iv.pending_at or iv.start) for iv in intervals)

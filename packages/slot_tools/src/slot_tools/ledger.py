@@ -23,12 +23,13 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from common.lease import parse_lost
 from common.logs import get_logger
 from common.prefect_rest import PrefectRest
 from common.threads import in_background
@@ -39,7 +40,7 @@ from slot_tools.history import Interval, read_intervals
 SETTLING = timedelta(minutes=5)
 LEDGER_FILE = "slot-ledger.sqlite"  # in the data folder
 RETAINED = timedelta(days=7)  # holds kept from before the window asked for, then dropped
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KEPT_WINDOW = timedelta(days=1)  # what serve-all keeps read: `slots history --since` up to 1d
 KEEP_EVERY_SECONDS = 60.0
 SCHEMA_VERSION = 2  # bumped when sql/ledger.sql changes a table: an older file is started again
@@ -92,7 +93,7 @@ class Ledger:
         """The project's ledger (``<data>/slot-ledger.sqlite``), the one ``slots history`` reads."""
         from common.settings import get_settings
 
-        return cls(get_settings().data_dir / LEDGER_FILE, server)  # type: ignore[operator]
+        return cls(get_settings().data_dir / LEDGER_FILE, server)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -131,21 +132,43 @@ class Ledger:
             return None
         first, horizon = _at(row[0]), _at(row[1])
         span = (self.server, tag, _us(since), row[1])
-        if rest.count_started(tag, since, horizon - timedelta(microseconds=1)) != con.execute(q["count"], span).fetchone()[0]:
+        if (
+            rest.count_started(tag, since, horizon - timedelta(microseconds=1))
+            != con.execute(q["count"], span).fetchone()[0]
+        ):
             return None
         return Kept(first, horizon, [self._interval(tag, r) for r in con.execute(q["holds"], span)])
 
     def _row(self, iv: Interval) -> tuple[object, ...]:
         assert iv.end is not None, "only a hold that is over is kept"
-        return (self.server, iv.tag, iv.task_run_id, iv.task_run, iv.flow, iv.flow_run_id,
-                None if iv.pending_at is None else _us(iv.pending_at), _us(iv.start), _us(iv.end), iv.state,
-                None if iv.lost is None else iv.lost.as_text())
+        return (
+            self.server,
+            iv.tag,
+            iv.task_run_id,
+            iv.task_run,
+            iv.flow,
+            iv.flow_run_id,
+            None if iv.pending_at is None else _us(iv.pending_at),
+            _us(iv.start),
+            _us(iv.end),
+            iv.state,
+            None if iv.lost is None else iv.lost.as_text(),
+        )
 
     @staticmethod
     def _interval(tag: str, r: tuple[Any, ...]) -> Interval:
-        return Interval(tag=tag, task_run_id=r[0], task_run=r[1], flow=r[2], flow_run_id=r[3],
-                        pending_at=None if r[4] is None else _at(r[4]), start=_at(r[5]), end=_at(r[6]), state=r[7],
-                        lost=parse_lost(r[8]))
+        return Interval(
+            tag=tag,
+            task_run_id=r[0],
+            task_run=r[1],
+            flow=r[2],
+            flow_run_id=r[3],
+            pending_at=None if r[4] is None else _at(r[4]),
+            start=_at(r[5]),
+            end=_at(r[6]),
+            state=r[7],
+            lost=parse_lost(r[8]),
+        )
 
 
 class Keeper:
@@ -161,7 +184,7 @@ class Keeper:
         """One pass: each tag read through the ledger over the last ``window``."""
         with PrefectRest(self.ledger.server) as rest:
             for tag in self.tags:
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 self.ledger.read(rest, tag, now - self.window, now)
         self.passes += 1
 
@@ -170,7 +193,7 @@ class Keeper:
         while True:
             try:
                 self.tick()
-            except Exception as exc:  # noqa: BLE001 - a server restarting or a locked file: next pass
+            except Exception as exc:
                 log.debug(f"slot ledger: pass skipped ({type(exc).__name__}: {exc})")
             if stop.wait(every):
                 return

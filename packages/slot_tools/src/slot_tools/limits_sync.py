@@ -26,21 +26,21 @@ MANAGED_RATE_VARIABLE = "etl_managed_rate_limits"
 def _read_list(name: str) -> set[str]:
     from prefect.variables import Variable
 
-    value = Variable.get(name, default=[])
+    value: object = Variable.get(name, default=[])
     return {str(item) for item in value} if isinstance(value, list) else set()
 
 
-def read_managed(client: "SyncPrefectClient") -> set[str]:
+def read_managed(client: SyncPrefectClient) -> set[str]:
     return _read_list(MANAGED_VARIABLE)
 
 
-def read_managed_rates(client: "SyncPrefectClient") -> set[str]:
+def read_managed_rates(client: SyncPrefectClient) -> set[str]:
     """Resources whose ``rate:`` limit an earlier sync created (stored as limit names)."""
     prefix = PREFIXES["rate"]
     return {name.removeprefix(prefix) for name in _read_list(MANAGED_RATE_VARIABLE) if name.startswith(prefix)}
 
 
-def plan(client: "SyncPrefectClient", registry: Registry, prune: bool = False) -> list[LimitChange]:
+def plan(client: SyncPrefectClient, registry: Registry, prune: bool = False) -> list[LimitChange]:
     """What sync would do, limit by limit (``diff`` shows it; ``sync`` applies it)."""
     with PrefectRest(str(client.api_url)) as rest:
         server = read_server_limits(rest)
@@ -50,25 +50,27 @@ def plan(client: "SyncPrefectClient", registry: Registry, prune: bool = False) -
     ]
 
 
-def _apply(client: "SyncPrefectClient", change: LimitChange) -> None:
+def _apply(client: SyncPrefectClient, change: LimitChange) -> None:
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 
     # Tag limits are written exactly as before; only a rate limit sets a decay.
-    decay = {} if change.kind == "tag" else {"slot_decay_per_second": change.file_decay}
+    decay = None if change.kind == "tag" else change.file_decay
     if change.action == "create":
         from prefect.exceptions import ObjectAlreadyExists
 
+        create = GlobalConcurrencyLimitCreate(name=change.limit, limit=change.file_slots or 1, active=True)
+        if decay is not None:
+            create.slot_decay_per_second = decay
         try:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=change.limit, limit=change.file_slots or 1, active=True, **decay)
-            )
+            client.create_global_concurrency_limit(create)
             return
         except ObjectAlreadyExists:
             pass  # another sync (a second machine starting at the same moment) created it: make it match
     if change.action in ("create", "update", "activate"):
-        client.update_global_concurrency_limit(
-            change.limit, GlobalConcurrencyLimitUpdate(limit=change.file_slots, active=True, **decay)
-        )
+        update = GlobalConcurrencyLimitUpdate(limit=change.file_slots, active=True)
+        if decay is not None:
+            update.slot_decay_per_second = decay  # set, so sent: the update sends only what was set
+        client.update_global_concurrency_limit(change.limit, update)
     elif change.action == "delete":
         client.delete_global_concurrency_limit_by_name(change.limit)
 
@@ -85,15 +87,23 @@ def _record_managed(variable: str, before: set[str], declared: set[str], deleted
             Variable.set(variable, managed, overwrite=True)
 
 
-def sync(client: "SyncPrefectClient", registry: Registry, prune: bool = False) -> list[LimitChange]:
+def sync(client: SyncPrefectClient, registry: Registry, prune: bool = False) -> list[LimitChange]:
     """Make the server match the file; idempotent (a second run changes nothing)."""
     changes = plan(client, registry, prune=prune)
     for change in changes:
         _apply(client, change)
     deleted = {(c.kind, c.tag) for c in changes if c.action == "delete"}
-    _record_managed(MANAGED_VARIABLE, read_managed(client), set(registry.tag_limits()),
-                    {tag for kind, tag in deleted if kind == "tag"})
+    _record_managed(
+        MANAGED_VARIABLE,
+        read_managed(client),
+        set(registry.tag_limits()),
+        {tag for kind, tag in deleted if kind == "tag"},
+    )
     rate = PREFIXES["rate"]
-    _record_managed(MANAGED_RATE_VARIABLE, {rate + n for n in read_managed_rates(client)},
-                    {rate + n for n in registry.rate_limits()}, {rate + n for kind, n in deleted if kind == "rate"})
+    _record_managed(
+        MANAGED_RATE_VARIABLE,
+        {rate + n for n in read_managed_rates(client)},
+        {rate + n for n in registry.rate_limits()},
+        {rate + n for kind, n in deleted if kind == "rate"},
+    )
     return changes

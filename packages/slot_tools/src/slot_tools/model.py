@@ -41,6 +41,7 @@ class LimitView:
     waiters: list[RunRef] = field(default_factory=list)
     blocked_upstream: int = 0  # Pending runs that wait for an upstream task, not for a slot
     used_after: int | None = None  # the counter again, read after the holders
+    unleased: list[RunRef] = field(default_factory=list)  # Running with the tag, but holding no lease on it
 
     @property
     def consistent(self) -> bool:

@@ -18,8 +18,10 @@ def as_dict(snapshot: Snapshot) -> dict[str, Any]:
     return {
         "taken_at": snapshot.taken_at,
         "api_url": snapshot.api_url,
-        "limits": [{**asdict(v), "anomalies": [f.message for f in limit_findings(v)], "per_flow": v.per_flow}
-                   for v in snapshot.limits],
+        "limits": [
+            {**asdict(v), "anomalies": [f.message for f in limit_findings(v)], "per_flow": v.per_flow}
+            for v in snapshot.limits
+        ],
         "anomalies": [f.message for f in findings(snapshot)],
     }
 
@@ -41,11 +43,23 @@ def render(snapshot: Snapshot, max_waiters: int = 10) -> Any:
         for col in ("", "flow", "deployment", "flow run", "task run", "for"):
             table.add_column(col)
         for h in view.holders:
-            table.add_row("holds", h.flow or "?", h.deployment or "-", h.flow_run or "?",
-                          h.task_run or h.task_run_id, f"{h.seconds:.1f}s" if h.seconds is not None else "?")
+            table.add_row(
+                "holds",
+                h.flow or "?",
+                h.deployment or "-",
+                h.flow_run or "?",
+                h.task_run or h.task_run_id,
+                f"{h.seconds:.1f}s" if h.seconds is not None else "?",
+            )
         for w in view.waiters[:max_waiters]:
-            table.add_row("waits", w.flow or "?", w.deployment or "-", w.flow_run or "?",
-                          w.task_run or w.task_run_id, f"{w.seconds:.1f}s" if w.seconds is not None else "?")
+            table.add_row(
+                "waits",
+                w.flow or "?",
+                w.deployment or "-",
+                w.flow_run or "?",
+                w.task_run or w.task_run_id,
+                f"{w.seconds:.1f}s" if w.seconds is not None else "?",
+            )
         if len(view.waiters) > max_waiters:
             table.add_row("waits", f"+{len(view.waiters) - max_waiters} more", "", "", "", "")
         if not view.holders and not view.waiters:
@@ -72,7 +86,7 @@ def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
-def render_history(report: "HistoryReport", notes: list[str]) -> Any:
+def render_history(report: HistoryReport, notes: list[str]) -> Any:
     """Rich renderable: one row per limit, then one row per limit and flow, then the verdict."""
     from rich.console import Group
     from rich.table import Table
@@ -82,34 +96,65 @@ def render_history(report: "HistoryReport", notes: list[str]) -> Any:
     window = f"{start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S %z} ({report.window_seconds:.0f} s)"
     # Two-line headers keep both tables inside 80 columns (the width of a pipe or CI log).
     limits = Table(title=f"slot history  {window}", title_justify="left")
-    for col, justify in (("limit", "left"), ("task\nruns", "right"), ("peak", "right"), ("peak at", "left"),
-                         ("exceeded", "left"), ("utilization", "right"), ("flows\nshared", "right")):
+    for col, justify in (
+        ("limit", "left"),
+        ("task\nruns", "right"),
+        ("peak", "right"),
+        ("peak at", "left"),
+        ("exceeded", "left"),
+        ("utilization", "right"),
+        ("flows\nshared", "right"),
+    ):
         limits.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     flows = Table(title="per flow", title_justify="left")
-    for col, justify in (("limit", "left"), ("flow", "left"), ("task\nruns", "right"), ("slot-\nseconds", "right"),
-                         ("wait\nmedian", "right"), ("wait\np95", "right")):
+    for col, justify in (
+        ("limit", "left"),
+        ("flow", "left"),
+        ("task\nruns", "right"),
+        ("slot-\nseconds", "right"),
+        ("wait\nmedian", "right"),
+        ("wait\np95", "right"),
+    ):
         flows.add_column(col, justify=justify, no_wrap=justify == "right")  # type: ignore[arg-type]
     for t in report.tags:
         peak = f"{t.peak}/{t.limit}" if t.live_peak == t.peak else f"{t.peak}/{t.limit} ({t.live_peak} live)"
         limits.add_row(
-            f"tag:{t.tag}", str(t.task_runs), peak, _clock(t.peak_at),
+            f"tag:{t.tag}",
+            str(t.task_runs),
+            peak,
+            _clock(t.peak_at),
             Text("YES", style="bold red") if t.exceeded else Text("no", style="green"),
-            f"{t.utilization:.1%}", f"{t.shared_seconds:.1f}s",
+            f"{t.utilization:.1%}",
+            f"{t.shared_seconds:.1f}s",
         )
         for f in t.flows:
-            flows.add_row(f"tag:{t.tag}", f.flow, str(f.task_runs), f"{f.slot_seconds:.2f}",
-                          _secs(f.wait_median), _secs(f.wait_p95))
+            flows.add_row(
+                f"tag:{t.tag}",
+                f.flow,
+                str(f.task_runs),
+                f"{f.slot_seconds:.2f}",
+                _secs(f.wait_median),
+                _secs(f.wait_p95),
+            )
     if not any(t.flows for t in report.tags):
         flows.add_row("-", "no task runs with these tags in the window", "", "", "", "")
     shared = Text("  flows shared: seconds during which more than one flow held slots of the limit")
     parts: list[Any] = [limits, shared, flows]
     for t in report.tags:
         if t.lost_holders:
-            parts.append(Text(f"tag:{t.tag}: above the limit only with holders that had lost their slots "
-                              "(each stopped once it knew; live leases never exceeded it):", style="yellow"))
+            parts.append(
+                Text(
+                    f"tag:{t.tag}: above the limit only with holders that had lost their slots "
+                    "(each stopped once it knew; live leases never exceeded it):",
+                    style="yellow",
+                )
+            )
             parts.extend(Text(f"  {line}", style="yellow") for line in t.lost_holders)
     parts.extend(Text(f"note: {n}", style="yellow") for n in notes)
     exceeded = [f"tag:{t.tag}" for t in report.tags if t.exceeded]
-    parts.append(Text(f"EXCEEDED: {', '.join(exceeded)}", style="bold red") if exceeded
-                 else Text("every limit held", style="green"))
+    parts.append(
+        Text(f"EXCEEDED: {', '.join(exceeded)}", style="bold red")
+        if exceeded
+        else Text("every limit held", style="green")
+    )
     return Group(*parts)

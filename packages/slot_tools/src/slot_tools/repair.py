@@ -55,22 +55,40 @@ def plan_repair(snapshot: Snapshot) -> list[RepairAction]:
         evidence = (f"counter={view.used}/{view.used_after}", *sorted(h.task_run_id for h in view.holders))
         for f in mine:
             if f.kind == "counter-above-holders":
-                actions.append(RepairAction(view.tag, "decrement", f.slots,
-                                            f"counter says {len(view.holders) + f.slots} taken, "
-                                            f"{len(view.holders)} live leases", evidence=evidence))
+                actions.append(
+                    RepairAction(
+                        view.tag,
+                        "decrement",
+                        f.slots,
+                        f"counter says {len(view.holders) + f.slots} taken, {len(view.holders)} live leases",
+                        evidence=evidence,
+                    )
+                )
         dead = [f for f in mine if f.kind != "counter-above-holders"]
         if not dead:
             continue
         if len(dead) == len(view.holders):
             held = [h.seconds for h in view.holders if h.seconds]
-            actions.append(RepairAction(view.tag, "revoke", len(dead), "held by task runs that are over",
-                                        max(0.01, sum(held) / len(held)) if held else 0.01, evidence))
+            actions.append(
+                RepairAction(
+                    view.tag,
+                    "revoke",
+                    len(dead),
+                    "held by task runs that are over",
+                    max(0.01, sum(held) / len(held)) if held else 0.01,
+                    evidence,
+                )
+            )
         else:
-            actions.append(RepairAction(
-                view.tag, "wait", len(dead),
-                f"held by task runs that are over, beside {len(view.holders) - len(dead)} live holder(s); "
-                "they free themselves when their leases expire (about 75 s)",
-            ))
+            actions.append(
+                RepairAction(
+                    view.tag,
+                    "wait",
+                    len(dead),
+                    f"held by task runs that are over, beside {len(view.holders) - len(dead)} live holder(s); "
+                    "they free themselves when their leases expire (about 75 s)",
+                )
+            )
     return actions
 
 
@@ -89,7 +107,7 @@ def freed_meanwhile(planned: list[RepairAction], fresh: list[RepairAction]) -> l
     return [a for a in planned if a.kind != "wait" and a.tag not in leaking]
 
 
-def apply_repair(client: "SyncPrefectClient", actions: list[RepairAction]) -> list[RepairAction]:
+def apply_repair(client: SyncPrefectClient, actions: list[RepairAction]) -> list[RepairAction]:
     """Apply the plan; returns the actions that changed the server."""
     done = []
     for action in actions:

@@ -8,7 +8,7 @@ runs. What is wrong with a reading is for :mod:`slot_tools.rules` to say.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from common.prefect_rest import FINAL_STATES, FlowRunRec, PrefectRest, TaskRunRec
@@ -36,8 +36,13 @@ class _Resolver:
         flow_ids = list({fr.flow_id for fr in self.flow_runs.values() if fr.flow_id not in self.flows})
         if flow_ids:
             self.flows.update(self.rest.names("flows", flow_ids))
-        dep_ids = list({fr.deployment_id for fr in self.flow_runs.values()
-                        if fr.deployment_id and fr.deployment_id not in self.deployments})
+        dep_ids = list(
+            {
+                fr.deployment_id
+                for fr in self.flow_runs.values()
+                if fr.deployment_id and fr.deployment_id not in self.deployments
+            }
+        )
         if dep_ids:
             self.deployments.update(self.rest.names("deployments", dep_ids))
 
@@ -66,7 +71,7 @@ def take_snapshot(registry: Registry, api_url: str) -> Snapshot:
 
 
 def _snapshot(rest: PrefectRest, registry: Registry, api_url: str) -> Snapshot:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     server = {g.name.removeprefix("tag:"): g for g in rest.global_limits() if g.name.startswith("tag:")}
     resolver = _Resolver(rest)
     views: list[LimitView] = []
@@ -74,11 +79,16 @@ def _snapshot(rest: PrefectRest, registry: Registry, api_url: str) -> Snapshot:
     for tag, file_slots in registry.tag_limits().items():
         gcl = server.get(tag)
         view = LimitView(
-            tag=tag, limit=limit_name_for(tag), description=descriptions.get(tag, ""), file_slots=file_slots,
-            server_slots=gcl.limit if gcl else None, active=gcl.active if gcl else None,
+            tag=tag,
+            limit=limit_name_for(tag),
+            description=descriptions.get(tag, ""),
+            file_slots=file_slots,
+            server_slots=gcl.limit if gcl else None,
+            active=gcl.active if gcl else None,
             used=gcl.active_slots if gcl else 0,
         )
         views.append(view)
+        running = rest.running_with_tag(tag) if gcl is not None else []
         holder_ids = rest.tag_holders(tag) if gcl is not None else []
         pending = rest.pending_with_tag(tag)
         holder_runs = rest.task_runs_by_id(holder_ids)
@@ -95,6 +105,14 @@ def _snapshot(rest: PrefectRest, registry: Registry, api_url: str) -> Snapshot:
                 view.blocked_upstream += 1  # waits for an upstream task, not for a slot
                 continue
             view.waiters.append(resolver.ref(run.id, run, run.expected_start_time or run.created, now))
+        # Running before the holders were read, yet no holder: either it ended meanwhile (its
+        # release came after its final state), or it runs on without a lease. Read again to tell.
+        suspects = [r.id for r in running if r.id not in held]
+        if suspects:
+            still = [r for r in rest.task_runs_by_id(suspects).values() if r.state_type == "RUNNING"]
+            resolver.load_parents(still)
+            refs = [resolver.ref(r.id, r, r.start_time, now) for r in still]
+            view.unleased = [r for r in refs if r.flow_run_state not in FINAL_STATES]  # a dead run's record aside
         view.holders.sort(key=lambda r: -(r.seconds or 0))
         view.waiters.sort(key=lambda r: -(r.seconds or 0))
     # The counter again: counter and holders are read one after the other, so a slot taken

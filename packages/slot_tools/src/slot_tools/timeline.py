@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html import escape
 
 from slot_tools.history import HistoryReport, Interval, TagReport
@@ -33,8 +33,7 @@ LANE_H = 24
 AXIS_H = 30
 TOP = 6
 PLOT_W = WIDTH - GUTTER - RIGHT
-NICE_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
-              43200, 86400)
+NICE_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
 def flow_colours(flows: Iterable[str]) -> dict[str, str]:
@@ -92,7 +91,7 @@ class _Scale:
     def ticks(self, target: int = 10) -> list[datetime]:
         """Round moments (multiples of a nice step since the epoch) inside the window."""
         step = next((s for s in NICE_STEPS if self.seconds / s <= target), NICE_STEPS[-1])
-        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
         first = -(-(self.start - epoch).total_seconds() // step) * step
         out = []
         moment = epoch + timedelta(seconds=first)
@@ -207,15 +206,13 @@ def _flow_table(report: TagReport, colours: dict[str, str]) -> str:
     if not rows:
         rows.append('<tr><td colspan="6" class="muted">no task runs</td></tr>')
     return (
-        '<table><thead><tr><th>flow</th><th>task runs</th><th>slot-seconds</th><th>share</th>'
+        "<table><thead><tr><th>flow</th><th>task runs</th><th>slot-seconds</th><th>share</th>"
         "<th>wait median</th><th>wait p95</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
 
 def _section(report: TagReport, intervals: list[Interval], scale: _Scale, colours: dict[str, str]) -> str:
-    verdict = (
-        '<span class="badge bad">EXCEEDED</span>' if report.exceeded else '<span class="badge ok">held</span>'
-    )
+    verdict = '<span class="badge bad">EXCEEDED</span>' if report.exceeded else '<span class="badge ok">held</span>'
     when = f" at {escape(_clock(report.peak_at))}" if report.peak_at else ""
     facts = [
         f"peak <b>{report.peak} / {report.limit}</b>{when}",
@@ -225,7 +222,7 @@ def _section(report: TagReport, intervals: list[Interval], scale: _Scale, colour
         f"more than one flow held slots for {report.shared_seconds:.1f} s",
     ]
     return (
-        f'<section><h2>tag:{escape(report.tag)} {verdict}</h2>'
+        f"<section><h2>tag:{escape(report.tag)} {verdict}</h2>"
         f'<p class="facts">{" &middot; ".join(facts)}</p>'
         f"{render_svg(report, intervals, scale, colours)}{_flow_table(report, colours)}</section>"
     )
@@ -262,7 +259,8 @@ def render_html(report: HistoryReport, intervals: Iterable[Interval], title: str
     start, end = _local(report.window_start), _local(report.window_end)
     offset = start.strftime("%z")
     verdict = (
-        '<span class="badge bad">a limit was EXCEEDED</span>' if report.exceeded
+        '<span class="badge bad">a limit was EXCEEDED</span>'
+        if report.exceeded
         else '<span class="badge ok">every limit held</span>'
     )
     legend = "".join(f'<span class="item">{_swatch(c)}{escape(f)}</span>' for f, c in colours.items())
@@ -272,8 +270,7 @@ def render_html(report: HistoryReport, intervals: Iterable[Interval], title: str
     )
     legend += f'<span class="item">{_swatch("#fde0e0")}overflow lane: more holders than slots</span>'
     window = (
-        f"{start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} (UTC{offset[:3]}:{offset[3:]}), "
-        f"{_seconds(report.window_seconds)}"
+        f"{start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} (UTC{offset[:3]}:{offset[3:]}), {_seconds(report.window_seconds)}"
     )
     sections = "".join(_section(t, everything, scale, colours) for t in report.tags)
     return (

@@ -21,7 +21,9 @@ from contextlib import contextmanager
 from common.logs import get_logger
 from common.resources import Registry
 from common.threads import in_background
+from slot_tools.model import Snapshot
 from slot_tools.repair import RepairAction, apply_repair, confirmed, plan_repair
+from slot_tools.rules import Finding, findings
 from slot_tools.snapshot import take_snapshot
 
 INTERVAL_SECONDS = 2.0
@@ -33,13 +35,20 @@ log = get_logger("watchdog")
 class Watchdog:
     """One look at a time (:meth:`tick`); a leak is repaired once it persisted ``grace`` s."""
 
-    def __init__(self, registry: Registry, api_url: str, grace: float = GRACE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        api_url: str,
+        grace: float = GRACE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = registry
         self.api_url = api_url
         self.grace = grace
         self.clock = clock
         self._first_seen: dict[tuple[str, str, int, tuple[str, ...]], float] = {}
+        self._seen: set[tuple[str, str, tuple[str, ...]]] = set()  # the anomalies of the last reading
+        self._flagged: set[tuple[str, str, tuple[str, ...]]] = set()  # those already said, while they last
         self.repaired: list[RepairAction] = []
 
     def due(self, actions: list[RepairAction]) -> list[RepairAction]:
@@ -49,9 +58,24 @@ class Watchdog:
         self._first_seen = {key: self._first_seen.get(key, now) for key in current}
         return [a for key, a in current.items() if now - self._first_seen[key] >= self.grace]
 
+    def flag(self, snapshot: Snapshot) -> list[Finding]:
+        """The anomalies found in this reading and the one before (a hand-off's passing
+        disagreement is in one reading only), each said once (WARNING) while it lasts; a holder
+        running without a slot among them, which is never repaired: it stops itself, and
+        freeing anything would only let more in."""
+        current = {(f.tag, f.kind, f.task_run_ids): f for f in findings(snapshot)}
+        lasting = {key for key in current if key in self._seen}
+        new = [current[key] for key in lasting if key not in self._flagged]
+        self._seen, self._flagged = set(current), (self._flagged & set(current)) | lasting
+        for finding in new:
+            log.warning(f"anomaly: {finding.message}", tag=finding.tag, kind=finding.kind)
+        return new
+
     def tick(self) -> list[RepairAction]:
-        """Read the slots, repair what is due, return what was repaired."""
-        due = self.due(plan_repair(take_snapshot(self.registry, self.api_url)))
+        """Read the slots, say what is newly wrong, repair what is due, return what was repaired."""
+        snapshot = take_snapshot(self.registry, self.api_url)
+        self.flag(snapshot)
+        due = self.due(plan_repair(snapshot))
         if due:
             due = confirmed(due, plan_repair(take_snapshot(self.registry, self.api_url)))
         if not due:
@@ -62,8 +86,12 @@ class Watchdog:
             done = apply_repair(client, due)
         for action in done:
             seen = self.clock() - self._first_seen.pop(action.key, self.clock())
-            log.warning(f"auto-repair: {action.describe()} (leaked for {seen:.0f} s)", tag=action.tag,
-                        slots=action.slots, kind=action.kind)
+            log.warning(
+                f"auto-repair: {action.describe()} (leaked for {seen:.0f} s)",
+                tag=action.tag,
+                slots=action.slots,
+                kind=action.kind,
+            )
         self.repaired.extend(done)
         return done
 
@@ -72,7 +100,7 @@ class Watchdog:
         while not stop.wait(interval):
             try:
                 self.tick()
-            except Exception as exc:  # noqa: BLE001 - the server restarting, say: look again next time
+            except Exception as exc:
                 log.debug(f"watchdog: could not read the slots ({type(exc).__name__}: {exc})")
 
 

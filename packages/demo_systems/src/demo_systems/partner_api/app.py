@@ -61,9 +61,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def create_app(
-    capacity: int, storage_dir: Path, token: str | None = None, ticks_per_day: int | None = None
-) -> FastAPI:
+def create_app(capacity: int, storage_dir: Path, token: str | None = None, ticks_per_day: int | None = None) -> FastAPI:
     """Build the demo partner API; ``token`` (if set) is required on ``/v1/*``. The work behind
     each fx page is ``ticks_per_day``, else the setting ``ETL_DEMO_API_TICKS_PER_DAY``, else
     :data:`TICKS_PER_DAY`."""

@@ -87,7 +87,7 @@ def _cli(
         host,
         port if port is not None else settings.demo_api_port,
         capacity,
-        storage_dir if storage_dir is not None else settings.data_dir / "partner_api",  # type: ignore[operator]
+        storage_dir if storage_dir is not None else settings.data_dir / "partner_api",
         token=token or None,
         parent_pid=parent_pid,
     )
@@ -123,7 +123,7 @@ class DemoApiProcess:
 
         settings = get_settings()
         self.capacity = capacity
-        default_dir = settings.data_dir / "partner_api"  # type: ignore[operator]
+        default_dir = settings.data_dir / "partner_api"
         self.storage_dir = Path(storage_dir) if storage_dir is not None else default_dir
         self.host = host
         self.port = port if port is not None else settings.demo_api_port
@@ -159,9 +159,21 @@ class DemoApiProcess:
             env[TOKEN_ENV_VAR] = self._token
         self._child = Child(
             f"demo API on {self.url}",
-            [sys.executable, "-m", "demo_systems.partner_api", "--host", self.host, "--port", str(self.port),
-             "--capacity", str(self.capacity), "--storage-dir", str(self.storage_dir),
-             "--parent-pid", str(os.getpid())],
+            [
+                sys.executable,
+                "-m",
+                "demo_systems.partner_api",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--capacity",
+                str(self.capacity),
+                "--storage-dir",
+                str(self.storage_dir),
+                "--parent-pid",
+                str(os.getpid()),
+            ],
             env=env,
         )
         self._child.start()

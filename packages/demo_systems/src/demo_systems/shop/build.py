@@ -28,8 +28,22 @@ import duckdb
 from common.catalog import TABLES
 from demo_systems.reference import COUNTRIES, CURRENCIES, FIRST_MONTH, MONTHS
 from demo_systems.shop.names import (
-    BRANDS, CARRIERS, CATEGORY_NAMES, CITIES, COUNTRY_WEIGHTS, CURRENCY_INFO, DEFAULT_WEIGHT, FIRST_NAMES,
-    FIXED_ROWS, LAST_NAMES, NOUNS, REVIEW_TITLES, SCALED_ROWS, SUBCATEGORY_WORDS, TICKET_SUBJECTS, TOP_CATEGORIES,
+    BRANDS,
+    CARRIERS,
+    CATEGORY_NAMES,
+    CITIES,
+    COUNTRY_WEIGHTS,
+    CURRENCY_INFO,
+    DEFAULT_WEIGHT,
+    FIRST_NAMES,
+    FIXED_ROWS,
+    LAST_NAMES,
+    NOUNS,
+    REVIEW_TITLES,
+    SCALED_ROWS,
+    SUBCATEGORY_WORDS,
+    TICKET_SUBJECTS,
+    TOP_CATEGORIES,
     WORDS,
 )
 
@@ -107,8 +121,9 @@ def _params(scale: int) -> dict[str, Any]:
 
 # Helpers: u(k, salt) is a uniform double in [0, 1) (53 hash bits, so never 1.0);
 # pick(list, k, salt) one element of a list; ri(k, salt, lo, hi) an integer in [lo, hi];
-# secs(n) an interval of floor(n) seconds (floor: a timestamp never rounds up to the end); cap(s) s with a capital first letter; money(x, minor)
-# x rounded to a currency's minor units (JPY has none).
+# secs(n) an interval of floor(n) seconds (floor: a timestamp never rounds up to the end);
+# cap(s) s with a capital first letter; money(x, minor) x rounded to a currency's minor units
+# (JPY has none).
 _MACROS = (
     "CREATE TEMP MACRO u(k, s) AS (hash(k, s) >> 11) / 9007199254740992.0",
     "CREATE TEMP MACRO pick(l, k, s) AS l[1 + CAST(floor(u(k, s) * len(l)) AS BIGINT)]",
@@ -126,8 +141,11 @@ _MACROS = (
 def steps() -> list[tuple[str, str]]:
     """(step name, SQL) of every generation step, in order."""
     folder = files("demo_systems.shop") / "sql"
-    return [(p.name.removesuffix(".sql").split("_", 1)[1], p.read_text(encoding="utf-8"))
-            for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".sql")]
+    return [
+        (p.name.removesuffix(".sql").split("_", 1)[1], p.read_text(encoding="utf-8"))
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".sql")
+    ]
 
 
 def _bound(sql: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -171,15 +189,12 @@ def _insert_reference(con: duckdb.DuckDBPyConnection) -> None:
     con.executemany(
         "INSERT INTO countries VALUES (?, ?, ?, ?, ?, ?)",
         [
-            (c.code, c.name, region_ids[c.region], c.currency, c.vat_rate,
-             _month_start(FIRST_MONTH, -3 * i - 6))
+            (c.code, c.name, region_ids[c.region], c.currency, c.vat_rate, _month_start(FIRST_MONTH, -3 * i - 6))
             for i, c in enumerate(COUNTRIES)
         ],
     )
     con.execute("CREATE TEMP TABLE _cities (country_code VARCHAR, cities VARCHAR[])")
-    con.executemany(
-        "INSERT INTO _cities VALUES (?, ?)", [(c.code, CITIES.get(c.code, [c.name])) for c in COUNTRIES]
-    )
+    con.executemany("INSERT INTO _cities VALUES (?, ?)", [(c.code, CITIES.get(c.code, [c.name])) for c in COUNTRIES])
 
 
 def _build(con: duckdb.DuckDBPyConnection, scale: int) -> None:

@@ -19,7 +19,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from common.prefect_api import auth_headers
-
 from common.resources import Registry
 from slot_tools.model import Snapshot
 from slot_tools.render import as_dict
@@ -67,8 +66,11 @@ def create_board(registry: Registry, api_url: str) -> FastAPI:
         async def same_credentials(request: Request, call_next: Any) -> Response:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), expected.encode()):
-                return Response("the Prefect server's credentials are needed", status_code=401,
-                                headers={"WWW-Authenticate": 'Basic realm="slot board"'})
+                return Response(
+                    "the Prefect server's credentials are needed",
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Basic realm="slot board"'},
+                )
             return await call_next(request)  # type: ignore[no-any-return]
 
     @app.get("/", response_class=HTMLResponse)

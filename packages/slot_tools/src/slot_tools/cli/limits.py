@@ -26,7 +26,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
 @contextmanager
-def _session() -> Iterator[tuple["SyncPrefectClient", Registry]]:
+def _session() -> Iterator[tuple[SyncPrefectClient, Registry]]:
     """Valid limits file first (a bad file changes nothing), then the server."""
     with session() as (registry, _):
         from prefect.client.orchestration import get_client
@@ -52,7 +52,11 @@ def diff(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command()
-def sync(prune: bool = typer.Option(False, "--prune", help="Also delete limits this project created that the file no longer declares.")) -> None:
+def sync(
+    prune: bool = typer.Option(
+        False, "--prune", help="Also delete limits this project created that the file no longer declares."
+    ),
+) -> None:
     """Make the server match the limits file (idempotent)."""
     from slot_tools.limits_sync import sync as do_sync
 

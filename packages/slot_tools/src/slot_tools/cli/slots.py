@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -128,19 +128,22 @@ def history(
         from rich.console import Console
 
         limits = registry.tag_limits()
-        now = datetime.now(timezone.utc)
-        since = now - period if period else None
+        now = datetime.now(UTC)
+        start = now - period if period else None
         with PrefectRest(api_url) as rest:
             window = None
-            if since is not None and not flow_run_ids:  # a stretch of time: settled holds kept locally
+            if start is not None and not flow_run_ids:  # a stretch of time: settled holds kept locally
                 ledger = Ledger.in_data_dir(api_url)
                 try:
-                    window = window_of([iv for tag in limits for iv in ledger.read(rest, tag, since, now)], since, now)
+                    window = window_of([iv for tag in limits for iv in ledger.read(rest, tag, start, now)], start, now)
                 except sqlite3.Error as exc:  # a cache that cannot be used: read the server whole
-                    print(f"note: slot ledger {ledger.path} unusable ({exc}); read the server whole "
-                          "(delete the file to start it again)", file=sys.stderr)
+                    print(
+                        f"note: slot ledger {ledger.path} unusable ({exc}); read the server whole "
+                        "(delete the file to start it again)",
+                        file=sys.stderr,
+                    )
             if window is None:
-                window = read_window(rest, limits, since, flow_run_ids, now=now)
+                window = read_window(rest, limits, start, flow_run_ids, now=now)
             notes = _drift_notes(rest, limits)
         report = summarize(window.intervals, limits, window.start, window.end)
         if html_file is not None:
@@ -174,8 +177,10 @@ def board(
         try:
             run_in_foreground(app_, "127.0.0.1", port)
         except OSError as exc:
-            fail(f"cannot serve the slot board on 127.0.0.1:{port} ({exc.strerror or exc}): "
-                 "set ETL_BOARD_PORT or --port to a free port")
+            fail(
+                f"cannot serve the slot board on 127.0.0.1:{port} ({exc.strerror or exc}): "
+                "set ETL_BOARD_PORT or --port to a free port"
+            )
 
 
 @app.command("doctor")
@@ -187,8 +192,11 @@ def doctor() -> None:
     from slot_tools.watchdog import GRACE_SECONDS, INTERVAL_SECONDS, Watchdog
 
     with session() as (registry, api_url):
-        print(f"slots doctor: watching {api_url} every {INTERVAL_SECONDS:g} s; a leak is freed once it "
-              f"persisted {GRACE_SECONDS:g} s (Ctrl-C stops it)", flush=True)
+        print(
+            f"slots doctor: watching {api_url} every {INTERVAL_SECONDS:g} s; a leak is freed once it "
+            f"persisted {GRACE_SECONDS:g} s (Ctrl-C stops it)",
+            flush=True,
+        )
         try:
             Watchdog(registry, api_url).run(threading.Event())
         except KeyboardInterrupt:
@@ -225,6 +233,8 @@ def repair(
             for action in freed:
                 print(f"freed by itself meanwhile, nothing to do: tag:{action.tag}")
             if changed := len(fixes) - len(still) - len(freed):
-                print(f"{changed} repair(s) not applied: the slots changed since the plan "
-                      "was made; run `uv run slots repair` again")
+                print(
+                    f"{changed} repair(s) not applied: the slots changed since the plan "
+                    "was made; run `uv run slots repair` again"
+                )
                 raise SystemExit(1)
