@@ -38,6 +38,7 @@ R = TypeVar("R")
 
 MAX_NAMED_CALLS = 3  # a failure line names at most this many calls, so it stays readable
 REDO_ROUNDS = 3  # how many times a call lost to the control plane is submitted again
+RECORD_PATIENCE = 10.0  # seconds the final states of a run that blinked get to reach the server
 _EXCEPTION_PREFIX = "Task run encountered an exception "
 
 
@@ -149,6 +150,7 @@ class RunScope:
     patience: float  # how long to wait for the server to come back before a call is submitted again
     calls: list[Call[Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    blinked: bool = False  # the control plane lost calls of this run
 
     def submit(self, label: str, task: Any, *args: Any, **kwargs: Any) -> Call[Any]:
         """Submit ``task`` now (arguments may hold other calls: their results are passed) and
@@ -175,6 +177,8 @@ class RunScope:
         :class:`RunFailed` with one line naming the items that failed (an item fails when one
         of its calls did, or when it has none) and the calls that failed, with why."""
         self._wait(self.calls)
+        if self.blinked:  # events carrying final states may have been lost with the connection too
+            _record_final_states([c.future for c in self.calls if c.engine_error is None], patience=RECORD_PATIENCE)
         calls = {name: [c] if isinstance(c, Call) else list(c or ()) for name, c in items.items()}
         failed = sorted(name for name, cs in calls.items() if not cs or not all(c.completed for c in cs))
         if failed or self.notes:
@@ -206,7 +210,11 @@ class RunScope:
         for round_ in range(REDO_ROUNDS + 1):
             self.settle(scope)
             lost = [(c, why) for c in scope if not c.completed and (why := c.lost)]
-            if not lost or round_ == REDO_ROUNDS or not self._server_back():
+            if not lost or not self._server_back():
+                return
+            self.blinked = True
+            _record_final_states([c.future for c, _ in lost if c.engine_error is None])
+            if round_ == REDO_ROUNDS:
                 return
             again = {c for c, _ in lost}
             grown = True
@@ -241,6 +249,42 @@ class RunScope:
                 return False
             time.sleep(1.0)
         return True
+
+
+def _record_final_states(futures: list[Any], patience: float = 0.0) -> None:
+    """Make the server's record of each task run say how it ended. Prefect sends a task run's
+    states as events; a process that was frozen or cut off can lose the one carrying the final
+    state (written to a connection the server had already closed, and never confirmed before the
+    process ended), and the record would stay Running for good, beside the runs that took its
+    slot. After ``patience`` seconds for the events still on their way, each record the server
+    still has unfinished is set as the run saw it: the same state, its own timestamp."""
+    try:
+        _set_unfinished(futures, patience)
+    except Exception as exc:  # the server away again: the records stay as they are, the run goes on
+        get_logger("run").warning(f"could not bring the server's task-run records up to date: {_root_cause(exc)}")
+
+
+def _set_unfinished(futures: list[Any], patience: float) -> None:
+    ended = {f.task_run_id: f.state for f in futures if f.state.is_final()}
+    if not ended:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from common.prefect_rest import PrefectRest
+
+    deadline = time.monotonic() + patience
+    with PrefectRest(str(PREFECT_API_URL.value())) as rest:
+        while True:
+            records = rest.task_runs_by_id(list(ended))
+            unfinished = [run_id for run_id, record in records.items() if not record.settled]
+            if not unfinished or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+    if unfinished:
+        with get_client(sync_client=True) as client:
+            for run_id in unfinished:
+                client.set_task_run_state(run_id, ended[run_id], force=True)
 
 
 def _with_upstream(calls: Sequence[Call[Any]]) -> list[Call[Any]]:
