@@ -14,7 +14,7 @@ from flow_ingest import FLOW
 from flow_ingest.catalog import ENRICHED_TABLES, enrich_query, extract_query
 
 REFERENCE_DATASETS = ("fx_rates", "countries")
-tasks = flow_tasks(FLOW)
+tasks = flow_tasks(FLOW)  # FLOW = "ingest": every resource task of the package carries its cap
 log = get_logger(FLOW)
 
 

@@ -53,6 +53,14 @@ def skip_reason(name: str, settings: Settings) -> str | None:
     return None
 
 
+def sort_out(names: list[str], settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """The reports that can run now, and the others with why not (each said once, as a warning)."""
+    skipped = {n: reason for n in names if (reason := skip_reason(n, settings))}
+    for name, reason in skipped.items():
+        log.warning(f"skipping report {name}: {reason}", report=name)
+    return [n for n in names if n not in skipped], skipped
+
+
 def _plain(value: Any) -> Any:
     """JSON- and CSV-friendly values (Decimal, dates) without losing meaning."""
     if isinstance(value, Decimal):
