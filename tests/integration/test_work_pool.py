@@ -1,5 +1,6 @@
-"""The production path once, end to end: the repository's ``prefect.yaml`` deployed to a
-process work pool on the session server, and a worker that picks the run up and completes it."""
+"""The production path once, end to end: every declared flow deployed to a process work pool
+on the session server (``deploy-flows``, from the flows' own declarations), and a worker that
+picks the runs up and completes them."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import subprocess
 import time
 
 import pytest
-import yaml
 
-from support import ROOT, Stack, script
+from support import ROOT, Stack, run_cli, script
 
 pytestmark = pytest.mark.integration
 
@@ -26,20 +26,20 @@ def prefect(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess
     )
 
 
-def test_prefect_yaml_deploys_to_a_process_pool_and_a_worker_runs_it(stack: Stack, prefect_client) -> None:
-    config = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
-    pools = {d["work_pool"]["name"] for d in config["deployments"]}
-    assert len(pools) == 1
-    pool = pools.pop()
-    env = stack.env()
+def test_every_declared_flow_deploys_to_a_process_pool_and_a_worker_runs_it(stack: Stack, prefect_client) -> None:
+    from common.flow_packages import declared_flows
 
+    pool = "etl-process"
+    env = stack.env()
     created = prefect("work-pool", "create", pool, "--type", "process", env=env)
     assert created.returncode == 0, created.stdout + created.stderr
-    deployed = prefect("--no-prompt", "deploy", "--all", env=env)
+    deployed = run_cli("deploy-flows", "--pool", pool, env=env)
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
 
-    for name in ("ingest/pool", "reports/pool"):
-        assert prefect_client.read_deployment_by_name(name).work_pool_name == pool
+    for name, entry in declared_flows().items():
+        deployment = prefect_client.read_deployment_by_name(f"{name}/pool")
+        assert deployment.work_pool_name == pool and deployment.entrypoint == entry.value, deployment
+        assert deployment.pull_steps == [], deployment.pull_steps  # the installed workspace is imported
     runs = {
         name: prefect_client.create_flow_run_from_deployment(
             prefect_client.read_deployment_by_name(name).id, parameters=parameters
