@@ -105,6 +105,15 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(
         assert left > 0, "freed by lease expiry"
         assert run_cli("slots", "--check").returncode == 0
         phase("repaired")
+
+        # 3. The killed run never reached its cleanup: its staging folder stays until the next
+        #    run of either flow sweeps the folders of runs the server reports as over.
+        from common.lake import sweep_abandoned_staging
+
+        leftover = stack.data_dir / "lake" / ".staging" / str(ingest)
+        assert leftover.is_dir(), "the killed run left no staging folder: nothing to sweep"
+        assert str(ingest) in sweep_abandoned_staging(stack.data_dir / "lake", keep="")
+        assert not leftover.exists()
     finally:
         stop_with_ctrl_c(serve)
         phase("stopped")
