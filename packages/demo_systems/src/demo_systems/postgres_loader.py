@@ -115,7 +115,7 @@ def pg_connection(url: str) -> Iterator[psycopg.Connection]:
     try:
         raw = engine.raw_connection()
         try:
-            pg = cast(psycopg.Connection, raw.driver_connection)
+            pg = cast("psycopg.Connection", raw.driver_connection)
             pg.rollback()  # end whatever SQLAlchemy's first-connect checks began
             pg.autocommit = True  # so each ``pg.transaction()`` is a real BEGIN ... COMMIT
             yield pg

@@ -10,6 +10,7 @@ printed). Runs until Ctrl-C, then stops PostgreSQL.
 
 from __future__ import annotations
 
+import argparse
 import secrets
 import signal
 from pathlib import Path
@@ -32,6 +33,11 @@ def write_secret(path: Path, text: str) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(
+        prog="python -m demo_systems.shared_postgres",
+        description="A local PostgreSQL shared database seeded with the demo shop, its role's URL written to "
+        "<data dir>/shared-pg/etl.url (0600); runs until Ctrl-C.",
+    ).parse_args()  # no options: --help says what it does, before anything starts
     from common.db import redacted_url
     from common.resources import DATABASE, get_registry
     from common.settings import get_settings
