@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from support import ROOT, Stack, free_port
+from support.webhook import WebhookListener, webhook_listener
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="etl-tests-"))
 SERVER_PORT = free_port()
@@ -53,7 +54,14 @@ def seeded_shop(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def stack(seeded_shop) -> Iterator[Stack]:
+def alerts_webhook() -> Iterator[WebhookListener]:
+    """Where the session server's automation (limits.toml's) sends its notifications."""
+    with webhook_listener() as listener:
+        yield listener
+
+
+@pytest.fixture(scope="session")
+def stack(seeded_shop, alerts_webhook: WebhookListener) -> Iterator[Stack]:
     from prefect.client.orchestration import get_client
 
     from common.resources import API, get_registry
@@ -61,6 +69,7 @@ def stack(seeded_shop) -> Iterator[Stack]:
     from demo_systems.partner_api import DemoApiProcess
     from demo_systems.shop import ensure_demo_database
     from local_server.prefect_server import LocalPrefectServer
+    from slot_tools import automations_sync
     from slot_tools.limits_sync import sync
 
     settings = get_settings()
@@ -69,8 +78,10 @@ def stack(seeded_shop) -> Iterator[Stack]:
     api: DemoApiProcess | None = None
     try:
         server.wait_healthy(timeout=120)
+        _notification_block(alerts_webhook.url)  # what limits.toml's automation names, as docs/alerts.md says
         with get_client(sync_client=True) as client:
             sync(client, get_registry())
+            automations_sync.sync(client, get_registry())
         settings.demo_db_path.parent.mkdir(parents=True, exist_ok=True)
         if settings.demo_scale == seeded_shop.scale and not settings.demo_db_path.exists():
             os.link(seeded_shop.path, settings.demo_db_path)  # same content: the seed is deterministic
@@ -84,6 +95,23 @@ def stack(seeded_shop) -> Iterator[Stack]:
             api.stop()
         server.stop()
         shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+def _notification_block(url: str) -> None:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    from common.resources import get_registry
+
+    for spec in get_registry().automations.values():
+        block = CustomWebhookNotificationBlock(
+            name=spec.block_name,
+            url=url,
+            json_data={"subject": "{{subject}}", "body": "{{body}}"},
+            headers=None,
+            cookies=None,
+        )
+        block.allow_private_urls = True  # the listener is on 127.0.0.1
+        block.save(spec.block_name, overwrite=True)
 
 
 @pytest.fixture(scope="session")

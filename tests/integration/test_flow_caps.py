@@ -26,6 +26,7 @@ from support import (
     holding,
     rendered_lanes,
     run_cli,
+    scraped,
     script,
     wait_for_text,
     watching_board,
@@ -129,6 +130,26 @@ def test_the_live_board_showed_both_flows_holding_database_slots(capped_run: Cap
     assert database["lanes"] == 3 and len(database["holders"]) <= 3
     assert set(reading["colours"]) >= {"ingest", "reports"}
     assert max(len(next(v for v in r["limits"] if v["tag"] == "database")["holders"]) for r in readings) <= 3
+
+
+def test_the_boards_metrics_parse_and_show_both_flows_holding_database_slots(capped_run: CappedRun) -> None:
+    """`/metrics` beside the board, parsed by prometheus-client's own parser, while both flows ran."""
+    scrapes = [scraped(text) for text in capped_run.board.scrapes]
+    assert scrapes, "the board's /metrics never answered while the flows ran"
+    database = (("tag", "database"),)
+    assert {m[("shared_limits_slots", database)] for m in scrapes} == {3.0}
+    both = [
+        m
+        for m in scrapes
+        if all(
+            m.get(("shared_limits_holders", (("flow", f), ("tag", "database"))), 0) >= 1 for f in ("ingest", "reports")
+        )
+    ]
+    assert both, f"no scrape of {len(scrapes)} showed both flows holding database slots"
+    assert all(m[("shared_limits_slots_used", database)] <= 3 for m in scrapes)
+    assert any(m.get(("shared_limits_waiters", database), 0) >= 1 for m in scrapes), "never a waiter"
+    waits = [m[("shared_limits_slot_wait_seconds_count", database)] for m in scrapes]
+    assert waits == sorted(waits) and waits[-1] >= 3, f"the wait histogram did not count the holders: {waits}"
 
 
 def test_a_real_browser_renders_lanes_held_by_both_flows(capped_run: CappedRun) -> None:

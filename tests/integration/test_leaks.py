@@ -128,7 +128,7 @@ def test_the_watchdog_waits_out_its_grace() -> None:
     from slot_tools.watchdog import Watchdog
 
     now = [100.0]
-    dog = Watchdog(registry=None, api_url="", grace=6.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    dog = Watchdog(readings=None, grace=6.0, clock=lambda: now[0])  # type: ignore[arg-type]
     leak = RepairAction("database", "decrement", 2, "counter says 2 taken, 0 live leases")
     assert dog.due([leak]) == []
     now[0] += 5.9
@@ -149,7 +149,7 @@ def test_a_mismatch_that_moves_from_tick_to_tick_is_never_a_leak() -> None:
     from slot_tools.watchdog import Watchdog
 
     now = [0.0]
-    dog = Watchdog(registry=None, api_url="", grace=6.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    dog = Watchdog(readings=None, grace=6.0, clock=lambda: now[0])  # type: ignore[arg-type]
     for tick in range(10):
         moment = RepairAction(
             "database",

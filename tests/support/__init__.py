@@ -6,7 +6,7 @@ files, lake checks, network, faults, flow runs and the live board (:mod:`support
 """
 
 from deployments.serve import SERVING
-from support.board import Board, holding, rendered_lanes, watching_board
+from support.board import Board, holding, rendered_lanes, scraped, watching_board
 from support.cli import ROOT, CliRun, run_cli, script, stop_with_ctrl_c, wait_for_text
 from support.faults import Fault, FaultyPartnerApi, Hit
 from support.lake_checks import extract_matches_lake, file_bytes, lake_checksums, table_checksums
@@ -39,6 +39,7 @@ __all__ = [
     "Board",
     "holding",
     "rendered_lanes",
+    "scraped",
     "watching_board",
     "CliRun",
     "command_lines",

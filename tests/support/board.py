@@ -22,6 +22,7 @@ class Board:
     at a moment both flows held lanes of ``tag``."""
 
     readings: list[dict[str, Any]] = field(default_factory=list)
+    scrapes: list[str] = field(default_factory=list)  # its /metrics, read beside each reading
     dom: str | None = None
     looks: int = 0  # how many times the browser's DOM was read
     render_error: str = ""  # why the browser stopped looking, if it failed
@@ -40,10 +41,12 @@ def rendered_lanes(dom: str, tag: str) -> set[str]:
 
 
 def _read(url: str, running: Callable[[], bool], board: Board) -> None:
-    """Read the board's data every 0.3 s, on a thread of its own beside the browser's."""
+    """Read the board's data and its /metrics every 0.3 s, on a thread of its own beside the
+    browser's."""
     while running():
         try:
             board.readings.append(httpx.get(f"{url}/api/board", timeout=5).json())
+            board.scrapes.append(httpx.get(f"{url}/metrics", timeout=5).text)
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
@@ -89,3 +92,14 @@ def watching_board(
         left.set()
         for thread in threads:
             thread.join(timeout=60)
+
+
+def scraped(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A /metrics text, parsed by prometheus-client's own parser: (sample name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

@@ -143,7 +143,10 @@ def main() -> None:
     try:
         for n in range(1, args.trials + 1):
             began = time.monotonic()
-            problem = trial(n, args.shop.resolve(), root)
+            try:
+                problem = trial(n, args.shop.resolve(), root)
+            except TimeoutError as exc:  # the trial's own processes are stopped by then
+                problem = f"did not get as far as the Ctrl-C: {exc}"
             print(
                 f"trial {n}: {problem or 'everything stopped in order'} ({time.monotonic() - began:.0f} s)", flush=True
             )

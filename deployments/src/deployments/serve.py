@@ -17,14 +17,18 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 
 from common.errors import user_errors
 from common.prefect_api import DEFAULT_PORT, PROJECT_API_URL
-from common.resources import Registry
 from deployments.startup import Started, install_stop_signals, started
 from deployments.supervisor import supervising
+
+if TYPE_CHECKING:
+    from slot_tools.reading import Readings
+    from slot_tools.watchdog import Watchdog
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -45,15 +49,17 @@ def banner(api_url: str, names: list[str], board_url: str | None = None) -> str:
 
 
 @contextmanager
-def slot_board(registry: Registry, api_url: str, port: int) -> Iterator[str | None]:
-    """The live slot board on 127.0.0.1 while serving; None (and one line) if its port is taken."""
+def slot_board(readings: Readings, port: int, watchdog: Watchdog | None) -> Iterator[str | None]:
+    """The live slot board (and its /metrics) on 127.0.0.1 while serving; None (and one line)
+    if its port is taken."""
     from slot_tools.asgi import run_in_thread
     from slot_tools.board.app import create_board
 
+    board = create_board(readings, (lambda: watchdog.repaired) if watchdog is not None else list)
     with ExitStack() as stack:
         url: str | None = None
         try:
-            url = stack.enter_context(run_in_thread(create_board(registry, api_url), port=port, name="slot-board"))
+            url = stack.enter_context(run_in_thread(board, port=port, name="slot-board"))
         except OSError as exc:  # only the bind: what the block raises is not ours to catch
             print(
                 f"warning: the live slot board was not started: 127.0.0.1:{port} is taken "
@@ -81,16 +87,17 @@ def serve_flows(up: Started, flows: list[str] | None = None, caretakers: bool = 
 
     from deployments.registry import build_deployments, deployment_names
     from slot_tools.ledger import Ledger, keeping
+    from slot_tools.reading import Readings
     from slot_tools.watchdog import watching
 
     names = deployment_names(flows)
     with ExitStack() as stack:
         board_url = None
-        if caretakers:  # serve-all's own: the board, the slot ledger kept read, leaked slots freed
-            board_url = stack.enter_context(slot_board(up.registry, up.api_url, up.settings.board_port))
+        if caretakers:  # serve-all's own: leaked slots freed, the board, the slot ledger kept read
+            readings = Readings(up.registry, up.api_url)  # one reading serves the watchdog and the board
+            dog = stack.enter_context(watching(readings)) if auto_repair else None
+            board_url = stack.enter_context(slot_board(readings, up.settings.board_port, dog))
             stack.enter_context(keeping(Ledger.in_data_dir(up.api_url), up.registry.tag_limits()))
-            if auto_repair:
-                stack.enter_context(watching(up.registry, up.api_url))
         runner = Runner(pause_on_shutdown=True, limit=None)
         for deployment in build_deployments(flows):
             runner.add_deployment(deployment)

@@ -108,6 +108,7 @@ class LimitRec:
     active: bool
     active_slots: int
     slot_decay_per_second: float = 0.0
+    id: str = ""
 
 
 class PrefectRest:
@@ -191,7 +192,9 @@ class PrefectRest:
 
     def global_limits(self) -> list[LimitRec]:
         return [
-            LimitRec(g["name"], g["limit"], g["active"], g["active_slots"], g.get("slot_decay_per_second") or 0.0)
+            LimitRec(
+                g["name"], g["limit"], g["active"], g["active_slots"], g.get("slot_decay_per_second") or 0.0, g["id"]
+            )
             for g in self._paged("v2/concurrency_limits/filter", {})
         ]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from common.alerting import AlertSettings, AutomationSpec, parse_alerts, parse_automations
 from common.errors import UserError
 
 DATABASE = "database"
@@ -108,6 +109,8 @@ class Registry:
 
     path: Path
     resources: Mapping[str, Resource]
+    alerts: AlertSettings = AlertSettings()
+    automations: Mapping[str, AutomationSpec] = field(default_factory=lambda: MappingProxyType({}))
 
     def __getitem__(self, name: str) -> Resource:
         try:
@@ -224,9 +227,11 @@ def parse_limits(text: str, path: Path, flows: frozenset[str] | None = None) -> 
     except tomllib.TOMLDecodeError as exc:
         # tomllib rejects duplicate tables/keys here, which covers duplicate names.
         raise LimitsFileError(f"{path}: not valid TOML ({exc})") from None
-    extra = sorted(set(data) - {"resources"})
+    extra = sorted(set(data) - {"resources", "alerts", "automations"})
     if extra:
-        raise LimitsFileError(f"{path}: unknown top-level key {extra[0]!r}; only [resources.<name>] tables are allowed")
+        raise LimitsFileError(
+            f"{path}: unknown top-level key {extra[0]!r}; allowed: [resources.<name>], [alerts], [automations.<name>]"
+        )
     raw_resources = data.get("resources")
     if not isinstance(raw_resources, dict) or not raw_resources:
         raise LimitsFileError(f"{path}: declares no resources; add [resources.<name>] with slots")
@@ -244,7 +249,12 @@ def parse_limits(text: str, path: Path, flows: frozenset[str] | None = None) -> 
     if len(tags) != len(set(tags)):
         dup = next(t for t in tags if tags.count(t) > 1)
         raise LimitsFileError(f"{path}: tag {dup!r} is declared twice; rename one entry")
-    return Registry(path=path, resources=MappingProxyType(resources))
+    return Registry(
+        path=path,
+        resources=MappingProxyType(resources),
+        alerts=parse_alerts(path, data.get("alerts")),
+        automations=MappingProxyType(dict(parse_automations(path, data.get("automations"), sorted(set(tags))))),
+    )
 
 
 def load_registry(path: Path) -> Registry:

@@ -23,7 +23,7 @@ MANAGED_VARIABLE = "etl_managed_limits"
 MANAGED_RATE_VARIABLE = "etl_managed_rate_limits"
 
 
-def _read_list(name: str) -> set[str]:
+def read_list(name: str) -> set[str]:
     from prefect.variables import Variable
 
     value: object = Variable.get(name, default=[])
@@ -31,13 +31,13 @@ def _read_list(name: str) -> set[str]:
 
 
 def read_managed(client: SyncPrefectClient) -> set[str]:
-    return _read_list(MANAGED_VARIABLE)
+    return read_list(MANAGED_VARIABLE)
 
 
 def read_managed_rates(client: SyncPrefectClient) -> set[str]:
     """Resources whose ``rate:`` limit an earlier sync created (stored as limit names)."""
     prefix = PREFIXES["rate"]
-    return {name.removeprefix(prefix) for name in _read_list(MANAGED_RATE_VARIABLE) if name.startswith(prefix)}
+    return {name.removeprefix(prefix) for name in read_list(MANAGED_RATE_VARIABLE) if name.startswith(prefix)}
 
 
 def plan(client: SyncPrefectClient, registry: Registry, prune: bool = False) -> list[LimitChange]:
@@ -75,7 +75,7 @@ def _apply(client: SyncPrefectClient, change: LimitChange) -> None:
         client.delete_global_concurrency_limit_by_name(change.limit)
 
 
-def _record_managed(variable: str, before: set[str], declared: set[str], deleted: set[str]) -> None:
+def record_managed(variable: str, before: set[str], declared: set[str], deleted: set[str]) -> None:
     from prefect.exceptions import ObjectAlreadyExists
     from prefect.variables import Variable
 
@@ -93,14 +93,14 @@ def sync(client: SyncPrefectClient, registry: Registry, prune: bool = False) -> 
     for change in changes:
         _apply(client, change)
     deleted = {(c.kind, c.tag) for c in changes if c.action == "delete"}
-    _record_managed(
+    record_managed(
         MANAGED_VARIABLE,
         read_managed(client),
         set(registry.tag_limits()),
         {tag for kind, tag in deleted if kind == "tag"},
     )
     rate = PREFIXES["rate"]
-    _record_managed(
+    record_managed(
         MANAGED_RATE_VARIABLE,
         {rate + n for n in read_managed_rates(client)},
         {rate + n for n in registry.rate_limits()},

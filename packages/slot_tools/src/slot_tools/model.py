@@ -23,6 +23,7 @@ class RunRef:
     flow_run_id: str | None = None
     flow_run_state: str | None = None
     seconds: float | None = None  # held for (holders) or waiting for (waiters)
+    waited: float | None = None  # holders: how long it waited for its slot (Pending to Running)
     over_for: float | None = None  # seconds since the task run (or else its flow run) was over
 
 
@@ -42,6 +43,12 @@ class LimitView:
     blocked_upstream: int = 0  # Pending runs that wait for an upstream task, not for a slot
     used_after: int | None = None  # the counter again, read after the holders
     unleased: list[RunRef] = field(default_factory=list)  # Running with the tag, but holding no lease on it
+    limit_id: str | None = None  # the Prefect limit's id (None: no such limit on the server)
+
+    @property
+    def flows(self) -> list[str]:
+        """The flows holding or waiting for a slot of this limit, or running without one."""
+        return sorted({r.flow for r in (*self.holders, *self.waiters, *self.unleased) if r.flow})
 
     @property
     def consistent(self) -> bool:

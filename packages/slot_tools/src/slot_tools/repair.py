@@ -1,6 +1,6 @@
 """``uv run slots repair``: free slots that no live task run holds, and nothing else.
 
-Two kinds of leak (DESIGN.md facts 4-6):
+Two kinds of leak (docs/prefect-facts.md, facts 5, 7 and 8):
 
 * the counter is above the number of live leases (the leases are gone, e.g. after a server
   restart with in-memory lease storage): decrement the counter by the difference. Revoking

@@ -86,6 +86,7 @@ def _snapshot(rest: PrefectRest, registry: Registry, api_url: str) -> Snapshot:
             server_slots=gcl.limit if gcl else None,
             active=gcl.active if gcl else None,
             used=gcl.active_slots if gcl else 0,
+            limit_id=gcl.id if gcl else None,
         )
         views.append(view)
         running = rest.running_with_tag(tag) if gcl is not None else []
@@ -96,7 +97,10 @@ def _snapshot(rest: PrefectRest, registry: Registry, api_url: str) -> Snapshot:
         resolver.load_parents([*holder_runs.values(), *pending])
         for hid in holder_ids:
             run = holder_runs.get(hid)
-            view.holders.append(resolver.ref(hid, run, run.start_time if run else None, now))
+            ref = resolver.ref(hid, run, run.start_time if run else None, now)
+            if run is not None and run.start_time is not None and (queued := run.expected_start_time or run.created):
+                ref.waited = round(max(0.0, (run.start_time - queued).total_seconds()), 3)
+            view.holders.append(ref)
         held = set(holder_ids)
         for run in pending:
             if run.id in held:

@@ -6,9 +6,12 @@ over) is freed only once the same leak (same counter, same holders) has persiste
 the repair still shows it. Under a flood the counter and the leases disagree for a moment at
 every hand-off; those moments differ from tick to tick, so they are never taken for a leak,
 and a live holder never is (the rules never flag one). Each repair
-is one WARNING line naming the limit, the slots freed and why. serve-all runs it in a
-thread (``--no-auto-repair`` turns it off); ``uv run slots doctor`` runs it in the
-foreground beside a server serve-all did not start.
+is one WARNING line naming the limit, the slots freed and why, and one Prefect event
+(:mod:`slot_tools.alerts`: each anomaly when first flagged, each repair, a limit full with
+waiters for too long and its recovery). serve-all runs it in a thread (``--no-auto-repair``
+turns it off); ``uv run slots doctor`` runs it in the foreground beside a server serve-all
+did not start. It reads the slots through the shared :class:`slot_tools.reading.Readings`,
+so beside the board it adds no reading of the server.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from common.logs import get_logger
-from common.resources import Registry
 from common.threads import in_background
+from slot_tools.alerts import Alerts
 from slot_tools.model import Snapshot
+from slot_tools.reading import Readings
 from slot_tools.repair import RepairAction, apply_repair, confirmed, plan_repair
 from slot_tools.rules import Finding, findings
-from slot_tools.snapshot import take_snapshot
 
 INTERVAL_SECONDS = 2.0
 GRACE_SECONDS = 6.0
@@ -37,19 +40,20 @@ class Watchdog:
 
     def __init__(
         self,
-        registry: Registry,
-        api_url: str,
+        readings: Readings,
         grace: float = GRACE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        alerts: Alerts | None = None,
     ) -> None:
-        self.registry = registry
-        self.api_url = api_url
+        self.readings = readings
+        self.alerts = alerts
         self.grace = grace
         self.clock = clock
         self._first_seen: dict[tuple[str, str, int, tuple[str, ...]], float] = {}
         self._seen: set[tuple[str, str, tuple[str, ...]]] = set()  # the anomalies of the last reading
         self._flagged: set[tuple[str, str, tuple[str, ...]]] = set()  # those already said, while they last
         self.repaired: list[RepairAction] = []
+        self._last_reading = ""
 
     def due(self, actions: list[RepairAction]) -> list[RepairAction]:
         """The actions whose leak has been seen, unchanged, for at least ``grace`` seconds."""
@@ -63,6 +67,9 @@ class Watchdog:
         disagreement is in one reading only), each said once (WARNING) while it lasts; a holder
         running without a slot among them, which is never repaired: it stops itself, and
         freeing anything would only let more in."""
+        if snapshot.taken_at == self._last_reading:
+            return []  # the same reading again (shared with the board): not a second look
+        self._last_reading = snapshot.taken_at
         current = {(f.tag, f.kind, f.task_run_ids): f for f in findings(snapshot)}
         lasting = {key for key in current if key in self._seen}
         new = [current[key] for key in lasting if key not in self._flagged]
@@ -73,11 +80,14 @@ class Watchdog:
 
     def tick(self) -> list[RepairAction]:
         """Read the slots, say what is newly wrong, repair what is due, return what was repaired."""
-        snapshot = take_snapshot(self.registry, self.api_url)
-        self.flag(snapshot)
+        snapshot = self.readings.latest()
+        new = self.flag(snapshot)
+        if self.alerts is not None:
+            self.alerts.anomalies(snapshot, new)
+            self.alerts.saturation(snapshot)
         due = self.due(plan_repair(snapshot))
         if due:
-            due = confirmed(due, plan_repair(take_snapshot(self.registry, self.api_url)))
+            due = confirmed(due, plan_repair(self.readings.fresh()))
         if not due:
             return []
         from prefect.client.orchestration import get_client
@@ -93,6 +103,8 @@ class Watchdog:
                 kind=action.kind,
             )
         self.repaired.extend(done)
+        if self.alerts is not None:
+            self.alerts.repairs(snapshot, done)
         return done
 
     def run(self, stop: threading.Event, interval: float = INTERVAL_SECONDS) -> None:
@@ -105,8 +117,8 @@ class Watchdog:
 
 
 @contextmanager
-def watching(registry: Registry, api_url: str) -> Iterator[Watchdog]:
-    """The watchdog in a background thread while the block runs."""
-    dog = Watchdog(registry, api_url)
+def watching(readings: Readings) -> Iterator[Watchdog]:
+    """The watchdog, sending its events, in a background thread while the block runs."""
+    dog = Watchdog(readings, alerts=Alerts(readings.registry.alerts.saturated_after_seconds))
     with in_background(dog.run, "slot-watchdog", join_timeout=10):
         yield dog

@@ -4,7 +4,9 @@ per flow with how long they have waited, per-flow totals, anomalies and drift.
 Built from the same reading (:func:`slot_tools.snapshot.take_snapshot`) and rulebook
 (:mod:`slot_tools.rules`) as ``slots``, with the colours and look of the HTML history. The
 page is self-contained (inline CSS and script, no external asset or URL) and holds its first
-reading, so it renders at once; it then reads ``api/board`` about once a second.
+reading, so it renders at once; it then reads ``api/board`` about once a second. ``/metrics``
+gives the same reading to Prometheus (:mod:`slot_tools.metrics`): the page, its data and a
+scrape share one reading of the server (:class:`slot_tools.reading.Readings`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
@@ -19,10 +22,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from common.prefect_api import auth_headers
-from common.resources import Registry
+from slot_tools.metrics import CONTENT_TYPE, exposition, metrics_registry
 from slot_tools.model import Snapshot
+from slot_tools.reading import Readings
 from slot_tools.render import as_dict
-from slot_tools.snapshot import take_snapshot
+from slot_tools.repair import RepairAction
 from slot_tools.timeline import CSS, flow_colours
 
 DEFAULT_BOARD_PORT = 4280
@@ -54,8 +58,9 @@ def render_page(data: dict[str, Any]) -> str:
     return template.replace("/*CSS*/", CSS).replace("/*DATA*/", inline)
 
 
-def create_board(registry: Registry, api_url: str) -> FastAPI:
-    """The board's app: ``/`` the page, ``/api/board`` the data (a fresh reading each time)."""
+def create_board(readings: Readings, repairs: Callable[[], list[RepairAction]] = list) -> FastAPI:
+    """The board's app: ``/`` the page, ``/api/board`` the data, ``/metrics`` for Prometheus,
+    all from the latest shared reading; ``repairs``: what this process's watchdog freed."""
     app = FastAPI(title="Shared slots: live board", docs_url=None, redoc_url=None, openapi_url=None)
     # Against a server with an auth string the board asks the browser for the same
     # credentials (HTTP basic auth): it shows what the server shows to whoever may read it.
@@ -73,12 +78,18 @@ def create_board(registry: Registry, api_url: str) -> FastAPI:
                 )
             return await call_next(request)  # type: ignore[no-any-return]
 
+    metrics = metrics_registry(readings, repairs)
+
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
-        return render_page(board_data(take_snapshot(registry, api_url)))
+        return render_page(board_data(readings.latest()))
 
     @app.get("/api/board")
     def data() -> dict[str, Any]:
-        return board_data(take_snapshot(registry, api_url))
+        return board_data(readings.latest())
+
+    @app.get("/metrics")
+    def scrape() -> Response:
+        return Response(exposition(metrics), media_type=CONTENT_TYPE)
 
     return app

@@ -2,7 +2,7 @@
 
 Change a limit without changing code: edit ``limits.toml`` and run ``uv run limits sync``.
 Waiting tasks ask the server again every fraction of a second, so the new value applies to
-them at once, with no restart.
+them at once, with no restart. The automations the file declares are synced the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from slot_tools.cli.session import session
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
+    from common.limits_check import LimitChange
+    from slot_tools.automations_sync import AutomationChange
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
@@ -37,11 +40,16 @@ def _session() -> Iterator[tuple[SyncPrefectClient, Registry]]:
 
 @app.command()
 def diff(as_json: bool = typer.Option(False, "--json")) -> None:
-    """What differs between the limits file and the server; exit 1 if anything does."""
+    """What differs between the limits file and the server (limits and automations); exit 1 if
+    anything does."""
+    from slot_tools import automations_sync
     from slot_tools.limits_sync import plan
 
-    with _session() as (client, registry):
-        changes = plan(client, registry)
+    with _session() as (client, registry), user_errors():
+        changes: list[LimitChange | AutomationChange] = [
+            *plan(client, registry),
+            *automations_sync.plan(client, registry),
+        ]
     if as_json:
         print(json.dumps([c.as_dict() for c in changes], indent=2))
     else:
@@ -54,19 +62,29 @@ def diff(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command()
 def sync(
     prune: bool = typer.Option(
-        False, "--prune", help="Also delete limits this project created that the file no longer declares."
+        False,
+        "--prune",
+        help="Also delete limits and automations this project created that the file no longer declares.",
     ),
 ) -> None:
-    """Make the server match the limits file (idempotent)."""
+    """Make the server match the limits file, its limits and its automations (idempotent)."""
+    from slot_tools import automations_sync
     from slot_tools.limits_sync import sync as do_sync
 
-    with _session() as (client, registry):
-        changes = do_sync(client, registry, prune=prune)
+    with _session() as (client, registry), user_errors():
+        changes: list[LimitChange | AutomationChange] = [
+            *do_sync(client, registry, prune=prune),
+            *automations_sync.sync(client, registry, prune=prune),
+        ]
     changed = [c for c in changes if c.changes_server]
     for change in changes:
-        if change.changes_server or change.action == "extra":
+        if change.changes_server or change.action in ("extra", "no-block"):
             print(("done: " if change.changes_server else "note: ") + change.describe())
-    print(f"{len(changed)} change(s) made" if changed else "server already matches the limits file; nothing changed")
+    waiting = any(c.action == "no-block" for c in changes)
+    if changed:
+        print(f"{len(changed)} change(s) made")
+    else:
+        print("nothing changed" if waiting else "server already matches the limits file; nothing changed")
 
 
 @app.command()
@@ -83,3 +101,34 @@ def check() -> None:
         with user_errors():
             raise LimitsCheckError("; ".join(errors))
     print(f"ok: every factory tag has an active limit ({', '.join(sorted(registry.tag_limits()))})")
+
+
+@app.command()
+def webhook(
+    name: str = typer.Argument(..., help='The block\'s name: what `notify = "custom-webhook/NAME"` names.'),
+    url: str = typer.Option(..., "--url", help="Where to POST each notification (JSON with subject and body)."),
+    allow_private_urls: bool = typer.Option(
+        False, "--allow-private-urls", help="Allow a private or loopback address (a listener on this machine)."
+    ),
+) -> None:
+    """Create or update the Prefect custom-webhook notification block an automation names."""
+    from pydantic import ValidationError
+
+    from common.errors import UserError
+
+    with session() as (_registry, api_url), user_errors():
+        from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+        try:
+            block = CustomWebhookNotificationBlock(
+                name=name,
+                url=url,
+                json_data={"subject": "{{subject}}", "body": "{{body}}"},
+                headers=None,
+                cookies=None,
+                allow_private_urls=allow_private_urls,
+            )
+        except ValidationError as exc:
+            raise UserError(f"--url {url!r}: {exc.errors()[0]['msg']}") from None
+        block.save(name, overwrite=True)
+    print(f"notification block custom-webhook/{name} posts to {url}; now `uv run limits sync`")

@@ -165,17 +165,25 @@ def history(
 def board(
     port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: ETL_BOARD_PORT, else 4280)."),
 ) -> None:
-    """Serve the live slot board (lanes per slot, holders by flow, waiters) until Ctrl-C."""
+    """Serve the live slot board (lanes per slot, holders by flow, waiters) and its /metrics
+    for Prometheus until Ctrl-C."""
     from common.settings import get_settings
     from slot_tools.asgi import run_in_foreground
     from slot_tools.board.app import create_board
+    from slot_tools.reading import Readings
 
     with session() as (registry, api_url):
         port = port or get_settings().board_port
-        app_ = create_board(registry, api_url)
-        print(f"slot board: http://127.0.0.1:{port}  (reading {api_url}; Ctrl-C stops it)", flush=True)
+        app_ = create_board(Readings(registry, api_url))
+        print(
+            f"slot board: http://127.0.0.1:{port}  metrics: http://127.0.0.1:{port}/metrics  "
+            f"(reading {api_url}; Ctrl-C stops it)",
+            flush=True,
+        )
         try:
             run_in_foreground(app_, "127.0.0.1", port)
+        except KeyboardInterrupt:  # Ctrl-C is how it stops: uvicorn passes the signal on once done
+            pass
         except OSError as exc:
             fail(
                 f"cannot serve the slot board on 127.0.0.1:{port} ({exc.strerror or exc}): "
@@ -185,10 +193,13 @@ def board(
 
 @app.command("doctor")
 def doctor() -> None:
-    """Repair leaked slots automatically, every few seconds, until Ctrl-C (a sidecar for a
-    server serve-all did not start; serve-all runs the same watchdog itself)."""
+    """Repair leaked slots automatically, every few seconds, and send an event for each anomaly
+    and repair, until Ctrl-C (a sidecar for a server serve-all did not start; serve-all runs the
+    same watchdog itself)."""
     import threading
 
+    from slot_tools.alerts import Alerts
+    from slot_tools.reading import Readings
     from slot_tools.watchdog import GRACE_SECONDS, INTERVAL_SECONDS, Watchdog
 
     with session() as (registry, api_url):
@@ -198,7 +209,8 @@ def doctor() -> None:
             flush=True,
         )
         try:
-            Watchdog(registry, api_url).run(threading.Event())
+            alerts = Alerts(registry.alerts.saturated_after_seconds)
+            Watchdog(Readings(registry, api_url), alerts=alerts).run(threading.Event())
         except KeyboardInterrupt:
             pass
 
