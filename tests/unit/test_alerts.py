@@ -146,3 +146,11 @@ def test_the_repositorys_limits_file_declares_its_automation() -> None:
     spec = registry.automations["shared-slot-alerts"]
     assert ANOMALY in spec.on and spec.notify == "custom-webhook/shared-slot-alerts"
     assert registry.alerts.saturated_after_seconds == 300
+
+
+def test_the_wait_histogram_exists_at_zero_before_any_holder() -> None:
+    source = Readings(None, "", max_age=0.0, read=lambda *_: reading(full=False, holders=0))  # type: ignore[arg-type]
+    metrics = _samples(exposition(metrics_registry(source, lambda: [])).decode())
+    db = (("tag", "database"),)
+    assert metrics[("shared_limits_slot_wait_seconds_count", db)] == 0
+    assert metrics[("shared_limits_slot_wait_seconds_sum", db)] == 0

@@ -48,16 +48,18 @@ class WaitHistogram:
     def observe(self, snapshot: Snapshot) -> None:
         with self._lock:
             for view in snapshot.limits:
+                # every limit's series exists from its first reading, at zero until a holder is seen
+                counts = self.buckets.setdefault(view.tag, [0] * (len(WAIT_BUCKETS) + 1))
+                self.sums.setdefault(view.tag, 0.0)
                 for holder in view.holders:
                     key = f"{view.tag}/{holder.task_run_id}"
                     if holder.waited is None or key in self._seen:
                         continue
                     self._seen[key] = None
-                    counts = self.buckets.setdefault(view.tag, [0] * (len(WAIT_BUCKETS) + 1))
                     for i, bound in enumerate((*WAIT_BUCKETS, float("inf"))):
                         if holder.waited <= bound:
                             counts[i] += 1
-                    self.sums[view.tag] = self.sums.get(view.tag, 0.0) + holder.waited
+                    self.sums[view.tag] += holder.waited
             while len(self._seen) > _SEEN_LIMIT:
                 del self._seen[next(iter(self._seen))]
 
