@@ -64,8 +64,11 @@ def events_named(api_url: str, prefix: str, since: str) -> list[dict[str, Any]]:
     """The events whose name starts with ``prefix`` that the server stored since ``since``."""
     import httpx
 
-    body = {"filter": {"event": {"prefix": [prefix]}, "occurred": {"since": since}}, "limit": 200}
-    response = httpx.post(f"{api_url}/events/filter", json=body, timeout=10)
-    response.raise_for_status()
-    events: list[dict[str, Any]] = response.json()["events"]
+    # 50 is the largest page the server hands out; later pages are links
+    body = {"filter": {"event": {"prefix": [prefix]}, "occurred": {"since": since}}, "limit": 50}
+    page = httpx.post(f"{api_url}/events/filter", json=body, timeout=10).raise_for_status().json()
+    events: list[dict[str, Any]] = page["events"]
+    while page.get("next_page"):
+        page = httpx.get(page["next_page"], timeout=10).raise_for_status().json()
+        events += page["events"]
     return events
