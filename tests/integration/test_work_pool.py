@@ -38,7 +38,9 @@ def test_every_declared_flow_deploys_to_a_process_pool_and_a_worker_runs_it(stac
 
     for name, entry in declared_flows().items():
         deployment = prefect_client.read_deployment_by_name(f"{name}/pool")
-        assert deployment.work_pool_name == pool and deployment.entrypoint == entry.value, deployment
+        # a module-path entrypoint: the declared "module:function" as Prefect stores it, dotted
+        module_path = entry.value.replace(":", ".")
+        assert deployment.work_pool_name == pool and deployment.entrypoint == module_path, deployment
         assert deployment.pull_steps == [], deployment.pull_steps  # the installed workspace is imported
     runs = {
         name: prefect_client.create_flow_run_from_deployment(

@@ -3,7 +3,7 @@
 The production path beside ``serve``: workers on any number of machines run the flows, each
 flow run bound by the same server-side limits. The deployments come from the flows' own
 declarations (:mod:`deployments.registry`), so a new flow package needs no deployment file:
-each ``<flow>/pool`` deployment has a module path as its entrypoint (``flow_ingest.flows:ingest``)
+each ``<flow>/pool`` deployment has a module path as its entrypoint (``flow_ingest.flows.ingest``)
 and nothing to pull at run time, so a worker imports the installed workspace (``uv sync`` on
 every runner machine) whatever its working directory.
 
