@@ -39,7 +39,7 @@ from support import (
 pytestmark = pytest.mark.integration
 
 FLOOD_TABLES = ("customers", "products", "orders", "order_items", "payments", "shipments", "reviews", "page_views")
-LEASE_SECONDS = 60  # Prefect 3.9.1's slot lease (DESIGN.md fact 4)
+LEASE_SECONDS = 60  # Prefect 3.9.1's slot lease (docs/prefect-facts.md, fact 5)
 
 
 @dataclass(frozen=True)

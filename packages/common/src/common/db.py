@@ -142,10 +142,10 @@ def _session_end_waiter(connection: Connection) -> Callable[[], None] | None:
 
     Why: a PostgreSQL backend leaves the role's connection count a moment after the client
     closes, so a slot handed over at once can meet "too many connections for role" even
-    though only ``CONNECTION LIMIT`` tasks ever held a connection (measured: 61 of 480
-    immediate hand-offs at a limit of 3). The backend closes its end of the socket only as
-    it exits, so reading a duplicate of the socket until EOF waits exactly that long
-    (measured: median 0.7 ms, max 7 ms) and the slot is released after the session is gone.
+    though only ``CONNECTION LIMIT`` tasks ever held a connection (figures in
+    bench/RESULTS.md). The backend closes its end of the socket only as it exits, so reading
+    a duplicate of the socket until EOF waits exactly that long (about a millisecond), and the
+    slot is released after the session is gone.
     """
     try:
         raw = connection.connection.driver_connection

@@ -137,8 +137,7 @@ def copy_query_to_parquet(connection: Connection, query: str, target: Path, url:
     as CSV with ``COPY (query) TO STDOUT`` on the task's own connection. Any other database
     streams it in batches of ``BATCH_ROWS`` of Python rows. Both of the latter go through a
     CSV file beside the target that DuckDB turns into Parquet, so a table never sits whole in
-    Python memory. Measured at scale 1 on 2 cores, order_items (1.2 M rows) from PostgreSQL:
-    COPY 4.6 s, Python batches 22 s (8.8 s of it just fetching the rows).
+    Python memory. COPY is several times faster than fetching rows (bench/RESULTS.md).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     if is_duckdb(url):

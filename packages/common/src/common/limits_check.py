@@ -1,6 +1,6 @@
 """The fail-closed limits check: compare the limits file with the server's limits.
 
-Prefect runs a tag with no limit silently unlimited (DESIGN.md fact 2), so every entry
+Prefect runs a tag with no limit silently unlimited (docs/prefect-facts.md, fact 2), so every entry
 point and every flow run calls :func:`require_limits` before it runs anything. The same
 comparison (:func:`diff`, one :class:`LimitChange` per limit) is what ``uv run limits
 diff`` shows and what ``uv run limits sync`` applies (``slot_tools.limits_sync``).

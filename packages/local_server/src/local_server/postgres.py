@@ -3,8 +3,8 @@ store, and a throwaway shared database for trying and testing the PostgreSQL pat
 
 Why for the Prefect server: a SQLite-backed Prefect server answers concurrent slot requests
 with "database is locked" (HTTP 503) and the client then backs off about 2 s, so a freed
-slot sits idle while tasks wait (DESIGN.md fact 10; measured here: 30 such retries in one
-demo run). PostgreSQL takes the same writes concurrently. The wheel ships the server
+slot sits idle while tasks wait (docs/prefect-facts.md, fact 12; figures in bench/RESULTS.md).
+PostgreSQL takes the same writes concurrently. The wheel ships the server
 binaries: no system install.
 
 The server listens on a Unix socket inside its data folder only (no TCP port at all), with

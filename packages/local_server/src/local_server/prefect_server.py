@@ -38,7 +38,7 @@ FRONT_HOLD_SECONDS = 45.0  # a client's new connection waits this long for a res
 
 
 def server_env(home: Path) -> dict[str, str]:
-    """The settings of the local Prefect server (see DESIGN.md, facts 3, 5 and 12)."""
+    """The settings of the local Prefect server (docs/prefect-facts.md, facts 3, 7 and 15)."""
     return {
         "PREFECT_HOME": str(home),
         # No telemetry: the machine has no internet and nothing may download at run time.

@@ -12,7 +12,7 @@ from typing import Literal
 from common.prefect_rest import FINAL_STATES
 from slot_tools.model import LimitView, Snapshot
 
-# A task run that just ended still holds its slot until its engine releases it (measured:
+# A task run that just ended still holds its slot until its engine releases it (that can take
 # seconds, when the process's one request queue to the server is busy acquiring). A holder
 # that has been over for longer than this is not in the middle of a release: it leaked.
 RELEASE_GRACE_SECONDS = 15.0
