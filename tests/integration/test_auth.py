@@ -97,3 +97,49 @@ def test_the_whole_journey_works_with_the_credentials_and_fails_clearly_without(
         assert len(lines) == 1 and "refused the request (HTTP 401)" in lines[0], (args, refused_run.stderr)
         assert "PREFECT_API_AUTH_STRING" in lines[0]
     assert not any(SECRET in text or "s3cr3t" in text for text in outputs), "the auth string was printed"
+
+
+def test_an_api_key_goes_as_a_bearer_token_and_a_refusal_is_one_line(stack: Stack) -> None:
+    """PREFECT_API_KEY (Prefect Cloud's credential) travels as ``Authorization: Bearer``, as
+    Prefect's own client sends it; a server that refuses it gets one line, without the key.
+    The server here is a recorder on loopback that answers /health as Prefect does and 401 to
+    everything else."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            if self.path == "/api/health":
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"true")
+                return
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(401)
+            self.end_headers()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    key = "pnu_k3yXq9-test"
+    try:
+        api = f"http://127.0.0.1:{server.server_address[1]}/api"
+        for args in (("slots",), ("limits", "check")):
+            refused = run_cli(*args, env=stack.env(PREFECT_API_URL=api, PREFECT_API_KEY=key), timeout=60)
+            assert refused.returncode == 2, f"{args}: {refused.stdout}{refused.stderr}"
+            lines = refused.stderr.strip().splitlines()
+            assert len(lines) == 1 and "refused the request (HTTP 401)" in lines[0], (args, refused.stderr)
+            assert key not in refused.stdout + refused.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert seen and set(seen) == {f"Bearer {key}"}, seen

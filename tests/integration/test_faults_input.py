@@ -46,7 +46,20 @@ def test_unreachable_server_is_one_line_within_seconds(stack: Stack, tmp_path: P
     assert not data.exists(), "a refused entry point created files"
 
 
-@pytest.mark.parametrize("command", [("ingest",), ("serve-all",), ("seed-demo",), ("slots",)])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("ingest",),
+        ("reports",),
+        ("serve-all",),
+        ("serve-ingest",),
+        ("serve-reports",),
+        ("seed-demo",),
+        ("limits", "sync"),
+        ("slots",),
+        ("slots", "board"),
+    ],
+)
 def test_a_bad_setting_is_one_line_naming_the_variable(stack: Stack, tmp_path: Path, command: tuple[str, ...]) -> None:
     """An ``ETL_*`` value the settings refuse stops every entry point with one line that names
     the variable and the value, before anything is created."""

@@ -32,6 +32,8 @@ def test_sync_restores_a_limit_changed_behind_its_back(stack: Stack, prefect_cli
     assert diff.returncode == 1 and "7 slots on the server, the file says 3" in diff.stdout
     check = run_cli("limits", "check")
     assert check.returncode == 0 and "warning:" in check.stdout  # drift still bounds the tag
+    slots = run_cli("slots", "--check")
+    assert slots.returncode == 1 and "server has 7 slots, limits file says 3" in slots.stdout, slots.stdout
     sync = run_cli("limits", "sync")
     assert "1 change(s) made" in sync.stdout
     assert prefect_client.read_global_concurrency_limit_by_name("tag:database").limit == 3
@@ -68,9 +70,10 @@ def test_a_tag_without_an_active_limit_makes_every_entry_point_refuse_naming_it(
             run = run_cli(command, timeout=120)
             assert run.returncode == 2, run.stdout + run.stderr
             assert says in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
-        serve = run_cli("serve-all", "--no-sync", timeout=120)
-        assert serve.returncode == 2 and says in serve.stderr, serve.stdout + serve.stderr
-        assert "being served" not in serve.stdout
+        for serve_command in ("serve-all", "serve-ingest"):
+            serve = run_cli(serve_command, "--no-sync", timeout=120)
+            assert serve.returncode == 2 and says in serve.stderr, serve.stdout + serve.stderr
+            assert "being served" not in serve.stdout
         inspect = run_cli("slots", "--check")
         assert inspect.returncode == 1 and "tag:api" in inspect.stdout, inspect.stdout
     finally:

@@ -1,7 +1,8 @@
 """serve-all's own lifecycle beside the default one (test_control_plane runs serve-all on its
 defaults as a new user meets it): prefect.toml names its server, a SIGKILL of the process that
-started a local server leaves nothing, and serve-all on SQLite serves a run and leaves nothing
-when it is SIGKILLed itself."""
+started a local server leaves nothing, serve-all on SQLite serves a run, restarts a demo API
+that died and leaves nothing when it is SIGKILLed itself, and a part it cannot restart makes
+it stop everything and exit 1 with one line."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from support import (
     fresh_terminal_env,
     left_running,
     linked_data_dir,
+    pids_with_arg,
     script,
     trigger,
     wait_final,
@@ -122,11 +124,92 @@ def test_serve_all_on_sqlite_serves_a_run_and_a_sigkill_of_it_leaves_nothing(sta
             run = trigger(client, "ingest/local", tables=["customers"])
             state = wait_final(client, [run])[run].state_type.value
         assert state == "COMPLETED", log.read_text(errors="replace")[-3000:]
+        # the demo API dies: the supervisor restarts it on its port, with one WARNING line
+        first = _demo_api_pid(proc.pid)
+        os.kill(first, signal.SIGKILL)
+        wait_for_text(log, "died: restarting it", proc, timeout=60)
+        demo_url = f"http://127.0.0.1:{env['ETL_DEMO_API_PORT']}"
+        deadline = time.monotonic() + 60
+        while not _answers(demo_url):
+            assert time.monotonic() < deadline, f"the demo API never came back:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        assert _demo_api_pid(proc.pid) != first
+        started = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         assert left_running(started, grace=60) == [], "a SIGKILL of serve-all left processes running"
         assert port_is_free("127.0.0.1", port), f"port {port} still taken after serve-all was killed"
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in started:  # ours: never leave them running, even when the test fails
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _demo_api_pid(serve_all: int) -> int:
+    """The demo partner API serve-all started (one of its descendants)."""
+    pids = set(pids_with_arg(b"demo_systems.partner_api")) & descendants(serve_all)
+    assert len(pids) == 1, pids
+    return pids.pop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_part_that_cannot_be_restarted_stops_serve_all_with_exit_1(stack: Stack, tmp_path: Path) -> None:
+    """The demo API dies and its port is taken before the supervisor can restart it: serve-all
+    says so in one line, stops everything it started (never a half-alive stack) and exits 1."""
+    import socket
+
+    data = linked_data_dir(stack, tmp_path)
+    demo_port = free_port()
+    env = dict(
+        fresh_terminal_env(tmp_path / "home"),
+        ETL_DATA_DIR=str(data),
+        ETL_DEMO_API_PORT=str(demo_port),
+        ETL_BOARD_PORT=str(free_port()),
+    )
+    log = tmp_path / "serve-all.log"
+    errors = tmp_path / "serve-all.err"
+    with open(log, "wb") as out, open(errors, "wb") as err:
+        proc = subprocess.Popen(
+            [script("serve-all"), "--server-db", "sqlite", "--port", str(free_port())],
+            stdout=out,
+            stderr=err,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    started: set[int] = set()
+    squatter = socket.socket()
+    try:
+        wait_for_text(log, SERVING, proc, timeout=180)
+        started = descendants(proc.pid)
+        os.kill(_demo_api_pid(proc.pid), signal.SIGKILL)
+        deadline = time.monotonic() + 10  # take the port the moment the dead API lets it go
+        while True:
+            try:
+                squatter.bind(("127.0.0.1", demo_port))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the dead demo API's port never came free"
+                time.sleep(0.01)
+        squatter.listen()
+        code = proc.wait(timeout=120)
+        lines = errors.read_text(errors="replace").strip().splitlines()
+        error_lines = [line for line in lines if line.startswith("error: ")]
+        assert code == 1, (code, lines[-20:])
+        assert len(error_lines) == 1, lines[-20:]
+        assert error_lines[0].startswith("error: the demo partner API died and could not be restarted"), error_lines
+        assert left_running(started, grace=60) == [], "serve-all gave up and left processes running"
+    finally:
+        squatter.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
