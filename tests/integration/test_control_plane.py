@@ -3,13 +3,14 @@ one serve-all on port 4200 in a terminal with nothing exported (its own local se
 supervisor and watchdog), both flows triggered, faults injected from outside and judged from
 the server's own records.
 
-- the banner's commands, typed as printed in a second terminal, reach the served deployments;
+- the banner's commands, typed as printed in a second terminal, reach the served deployments,
+  and the runs they start ride through a SIGKILL of the server (the supervisor restarts it);
 - a flow-run process frozen (SIGSTOP) for longer than its slots' lease while it holds them and
   the other flow waits: each frozen holder ends its attempt on waking, without another
   statement; its work is done again by a new task run on a fresh slot; ``slots`` names it as
   Running without a slot while the freeze lasts; ``slots history`` tells that overlap apart;
-- the Prefect server SIGKILLed (serve-all's supervisor restarts it) and stalled (SIGSTOP;
-  replaced) while both flows hold slots: both runs complete, the limit held, nothing leaked;
+- the Prefect server stalled (SIGSTOP; replaced) while both flows hold slots, as it was killed
+  above: both runs complete, the limit held, nothing leaked;
 - leaks and their repair by the watchdog, each told through Prefect's events to the automation
   limits.toml declares (its notification block pointed at a listener on this machine, as the
   docs say), then a Ctrl-C to serve-all's whole process group, as a terminal sends it: nothing
@@ -136,11 +137,12 @@ def own(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Own]
             terminal.proc.wait()
 
 
-def test_the_banners_commands_typed_in_a_fresh_terminal_reach_the_served_deployments(own: Own) -> None:
+def test_the_banners_commands_reach_the_served_deployments_and_ride_through_a_killed_server(own: Own) -> None:
     """In a second terminal with nothing exported, the banner's commands, exactly as printed,
-    reach the served deployments and the runs complete; no other instruction is printed (no
-    bare `prefect ...` a fresh terminal could not run); no telemetry notice; the server listens
-    on loopback only; serve-all keeps the slot ledger read."""
+    reach the served deployments; no other instruction is printed (no bare `prefect ...` a
+    fresh terminal could not run); no telemetry notice; the server listens on loopback only;
+    serve-all keeps the slot ledger read. The runs they start ride through a SIGKILL of the
+    server (serve-all's supervisor restarts it): both complete, the limit held, nothing leaked."""
     limits = {g["name"]: g["limit"] for g in httpx.post(f"{own.api}/v2/concurrency_limits/filter", json={}).json()}
     assert limits["tag:database"] == 3 and limits["tag:api"] == 10
     text = own.text()
@@ -161,8 +163,7 @@ def test_the_banners_commands_typed_in_a_fresh_terminal_reach_the_served_deploym
         ids.append(UUID(re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)))  # type: ignore[union-attr]
     shown = own.typed(watch.replace("--watch", "--json"))  # the same reading, once, while they run
     assert shown.returncode == 0 and '"tag": "database"' in shown.stdout, shown.stdout[-2000:] + shown.stderr[-2000:]
-    runs = wait_final_at(own.api, ids, timeout=300)
-    assert {r.state_type for r in runs.values()} == {"COMPLETED"}, text[-3000:]
+    _rides_through(own, ids[0], ids[1], "SIGKILL")  # the same runs, through a killed server
     assert "anonymous usage" not in own.text(), "a telemetry notice reached the terminal"
     with closing(sqlite3.connect(own.data / LEDGER_FILE)) as ledger:  # kept read in the background
         covered = set(ledger.execute("SELECT server, tag FROM coverage"))
@@ -235,6 +236,8 @@ def test_a_frozen_holder_stops_on_waking_and_its_work_runs_again_on_a_fresh_slot
             # When it stopped, from the logs the server holds (the record's end is when the final
             # state reached the server, which may be later: that event can be lost with the freeze).
             said = [at for run, at, line in logs if run == held.id and "lost its 'database' slot" in line]
+            if said:
+                print(f"{held.name} said it stopped {(min(said) - woke).total_seconds():.2f} s after waking")
             assert said and woke <= min(said) <= woke + timedelta(seconds=WAKE_BOUND_SECONDS), (
                 f"{held.name} said it lost its slot at {said} (woke {woke})"
             )
@@ -287,15 +290,19 @@ def _wait_free(api: str, timeout: float = LEASE_SECONDS + 30) -> None:
         time.sleep(0.5)
 
 
-@pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
-def test_runs_ride_through_a_killed_or_stalled_server(own: Own, fault: str) -> None:
-    """The server's process group SIGKILLed, or stalled (SIGSTOP: serve-all's supervisor finds it
-    not ready and replaces it), while both flows hold slots: both runs complete, the records
-    never show the limit exceeded, and every slot comes back with nobody typing anything."""
+def test_runs_ride_through_a_stalled_server(own: Own) -> None:
+    """The server stalled (SIGSTOP: serve-all's supervisor finds it not ready and replaces it)
+    while both flows hold slots: as through a killed server (the banner's test), both runs
+    complete, the records never show the limit exceeded, and every slot comes back."""
+    _rides_through(own, trigger_at(own.api, "ingest/local"), trigger_at(own.api, "reports/local"), "SIGSTOP")
+
+
+def _rides_through(own: Own, ingest: UUID, reports: UUID, fault: str) -> None:
+    """The server's process group SIGKILLed or stalled while ``ingest`` holds slots and
+    ``reports`` waits: both runs complete, the records never show the limit exceeded, and every
+    slot comes back with nobody typing anything."""
     from common.prefect_rest import PrefectRest
 
-    ingest = trigger_at(own.api, "ingest/local")
-    reports = trigger_at(own.api, "reports/local")
     _wait_holding(own.api, ingest, at_least=1, waiting=reports)
     restarts = own.text().count("is back on")
     repairs = own.text().count("auto-repair")
