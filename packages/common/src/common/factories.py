@@ -234,7 +234,10 @@ def _database_session(resource: Resource, check: Callable[[], None]) -> Iterator
     with connect(settings, timeout_seconds=resource.timeout_seconds, check=check) as connection:
 
         def fence(check: Callable[[], None]) -> None:
+            # before each statement, and after: a statement the process froze in the middle of
+            # ends on waking (or is interrupted), and its result is thrown away
             event.listen(connection, "before_cursor_execute", lambda *args, **kwargs: check())
+            event.listen(connection, "after_cursor_execute", lambda *args, **kwargs: check())
 
         yield Session(connection, interrupter(connection, settings.sqlalchemy_url), fence)
 
