@@ -85,12 +85,11 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(
         )
         assert check is not None and check.returncode == 1, "slots --check exited 0 on a leak"
         phase("flagged")
-        reports = runs["reports/local"]
-        assert wait_final(prefect_client, [reports])[reports].state_type.value == "COMPLETED"
-        phase("reports completed")
 
-        # 2. Every holder left is the killed run's (repair never revokes beside a live holder):
-        #    `slots repair --yes` frees them at once, before their leases could have expired.
+        # 2. `slots repair --yes` frees the killed run's slots before their leases could have
+        #    expired: it leaves them while reports still holds a slot of the limit (revoking
+        #    would drop the live holder's lease too), and frees them once every holder left is
+        #    the killed run's.
         assert slot_usage(stack.api_url)[1] > 0, "the killed run's slots were gone before the repair"
         result = None
         while datetime.now(UTC) < held_since + timedelta(seconds=LEASE_SECONDS):
@@ -100,12 +99,15 @@ def test_a_killed_run_is_flagged_and_repair_frees_its_slots_at_once(
                 break
             time.sleep(1)
         assert result is not None and "done: tag:database" in result.stdout, result and result.stdout
-        assert slot_usage(stack.api_url) == (0, 0)
         left = (held_since + timedelta(seconds=LEASE_SECONDS) - datetime.now(UTC)).total_seconds()
         print(f"repair freed the killed run's slots {left:.1f} s before their leases could expire")
         assert left > 0, "freed by lease expiry"
-        assert run_cli("slots", "--check").returncode == 0
         phase("repaired")
+        reports = runs["reports/local"]
+        assert wait_final(prefect_client, [reports])[reports].state_type.value == "COMPLETED"
+        phase("reports completed")
+        assert slot_usage(stack.api_url) == (0, 0)
+        assert run_cli("slots", "--check").returncode == 0
 
         # 3. The killed run never reached its cleanup: its staging folder stays until the next
         #    run of either flow sweeps the folders of runs the server reports as over.
