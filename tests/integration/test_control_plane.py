@@ -55,6 +55,7 @@ from support import (
     running,
     script,
     slot_usage,
+    task_run_logs,
     trigger_at,
     wait_final_at,
 )
@@ -226,7 +227,7 @@ def test_a_frozen_holder_stops_on_waking_and_its_work_runs_again_on_a_fresh_slot
     with PrefectRest(own.api) as rest:
         records = rest.task_runs_by_id(frozen)
         mine = rest.task_runs_of([ingest])
-        logs = _logs(own.api, list(records))
+        logs = task_run_logs(own.api, list(records))
         for held in records.values():
             print(f"\n{held.name}: {held.state_type} {held.end_time} (woke {woke}): {held.state_message}")
             # Frozen while it held its slot, or between the grant and its first step (then its
@@ -269,20 +270,6 @@ def test_a_frozen_holder_stops_on_waking_and_its_work_runs_again_on_a_fresh_slot
     history = own.typed(f"uv run slots history --flow-run {ingest} --flow-run {reports}")
     assert history.returncode == 0 and "while frozen" in history.stdout, history.stdout + history.stderr
     _wait_free(own.api)
-
-
-def _logs(api: str, task_runs: list[UUID]) -> list[tuple[UUID, datetime, str]]:
-    """The server's log records of ``task_runs``: (task run, when logged, message)."""
-    response = httpx.post(
-        f"{api}/logs/filter",
-        json={"logs": {"task_run_id": {"any_": [str(t) for t in task_runs]}}, "limit": 200},
-        timeout=10,
-    )
-    response.raise_for_status()
-    return [
-        (UUID(entry["task_run_id"]), datetime.fromisoformat(entry["timestamp"]), entry["message"])
-        for entry in response.json()
-    ]
 
 
 def _wait_free(api: str, timeout: float = LEASE_SECONDS + 30) -> None:

@@ -200,3 +200,21 @@ class TaggedTaskRuns:
         for run_id in self.made:
             self.http.delete(f"task_runs/{run_id}")  # one a test deleted already answers 404
         self.http.close()
+
+
+def task_run_logs(api_url: str, task_runs: list[UUID]) -> list[tuple[UUID, datetime, str]]:
+    """The server's log records of ``task_runs``: (task run, when logged, message). When a
+    holder stopped is read here: a record's end is when its final state reached the server,
+    which can be later (the event carrying it can be held up or lost with a freeze)."""
+    import httpx
+
+    response = httpx.post(
+        f"{api_url}/logs/filter",
+        json={"logs": {"task_run_id": {"any_": [str(t) for t in task_runs]}}, "limit": 200},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return [
+        (UUID(entry["task_run_id"]), datetime.fromisoformat(entry["timestamp"]), entry["message"])
+        for entry in response.json()
+    ]
