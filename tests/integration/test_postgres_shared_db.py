@@ -266,9 +266,10 @@ def test_both_flows_share_postgres_within_the_roles_cap_through_a_cut_and_a_free
     - ingest, holding 2 slots, is cut off from the Prefect server (its API traffic goes through
       a proxy, cut for longer than a lease): its holders stop before their leases can lapse,
       closing their sessions, and the records never show them beside the slots' next holders;
-    - reports, holding the third, is frozen (SIGSTOP) as long: a second reports run gets all
-      three slots when the leases lapse, and PostgreSQL refuses its connection while the frozen
-      holder's session is still open, until the frozen holder wakes and stops at once.
+    - reports, holding the third, is frozen (SIGSTOP) as long: when its lease lapses the server
+      gives its slot to a waiter (a second reports run, or ingest's work submitted again), and
+      PostgreSQL refuses that waiter's connection whenever the frozen holder's session is still
+      open at the role's cap, until the frozen holder wakes and stops at once.
 
     The role never has more sessions than slots (pg_stat_activity, sampled); every run
     completes; the lake holds every table, row for row."""
@@ -387,7 +388,8 @@ def test_both_flows_share_postgres_within_the_roles_cap_through_a_cut_and_a_free
     assert not report.exceeded and report.live_peak <= shared_pg.slots, report
     lines = {line.split(" held ")[0]: line for line in report.lost_holders}
     assert lines["ingest"].endswith("nobody took them meanwhile"), report.lost_holders
-    assert "while frozen" in lines["reports"] and "the server gave them to reports" in lines["reports"], lines
+    # the danger was real: the frozen holder's slot went to a waiter while it slept
+    assert "while frozen" in lines["reports"] and "the server gave them to " in lines["reports"], lines
     # As recorded (no correction): with the frozen holder aside, never more than the slots.
     unfrozen = [iv for iv in intervals if not (iv.flow_run_id == reports and iv.lost is not None)]
     assert peak_concurrency(unfrozen)[0] <= shared_pg.slots
