@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from common.errors import UserError
 
@@ -30,7 +30,9 @@ REPAIRED = f"{EVENT_PREFIX}.slots.repaired"
 SATURATED = f"{EVENT_PREFIX}.limit.saturated"
 RECOVERED = f"{EVENT_PREFIX}.limit.recovered"
 EVENTS = (ANOMALY, REPAIRED, SATURATED, RECOVERED)
-ANOMALY_KINDS = (
+# What the slot rulebook (slot_tools.rules) can find: one list, for its findings and for the
+# `kinds` an automation may filter on.
+AnomalyKind = Literal[
     "no-limit",
     "inactive",
     "drift",
@@ -38,7 +40,8 @@ ANOMALY_KINDS = (
     "holder-flow-run-over",
     "counter-above-holders",
     "running-without-slot",
-)
+]
+ANOMALY_KINDS: tuple[AnomalyKind, ...] = get_args(AnomalyKind)
 
 DEFAULT_SATURATED_AFTER = 300.0
 DEFAULT_SUBJECT = "{{ event.resource['prefect.resource.name'] }}: {{ event.event }}"

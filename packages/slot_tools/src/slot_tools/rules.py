@@ -7,8 +7,8 @@ them to actions (:mod:`slot_tools.repair`): the three can never disagree on what
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
+from common.alerting import AnomalyKind
 from common.prefect_rest import FINAL_STATES
 from slot_tools.model import LimitView, Snapshot
 
@@ -17,15 +17,7 @@ from slot_tools.model import LimitView, Snapshot
 # that has been over for longer than this is not in the middle of a release: it leaked.
 RELEASE_GRACE_SECONDS = 15.0
 
-Kind = Literal[
-    "no-limit",
-    "inactive",
-    "drift",
-    "holder-over",
-    "holder-flow-run-over",
-    "counter-above-holders",
-    "running-without-slot",
-]
+Kind = AnomalyKind  # the kinds alerts and automations know too
 
 
 @dataclass(frozen=True)
