@@ -5,33 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from uuid import UUID
 
-from local_server.processes import running
+from local_server.processes import descendants, parent_pids, running
 
 __all__ = ["command_lines", "descendants", "engine_pid_for", "left_running", "pids_with_arg", "running"]
-
-
-def _parents() -> dict[int, int]:
-    out: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            out[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (children, grandchildren...)."""
-    children: dict[int, list[int]] = {}
-    for child, parent in _parents().items():
-        children.setdefault(parent, []).append(child)
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
 
 
 def pids_with_arg(text: bytes) -> list[int]:
@@ -48,7 +24,7 @@ def pids_with_arg(text: bytes) -> list[int]:
 
 def engine_pid_for(parent: int, flow_run_id: UUID) -> int | None:
     """The `python -m prefect.engine` child of ``parent`` running ``flow_run_id``."""
-    for pid, ppid in _parents().items():
+    for pid, ppid in parent_pids().items():
         if ppid != parent:
             continue
         try:

@@ -26,27 +26,10 @@ from pathlib import Path
 import httpx
 
 from common.prefect_api import api_url_for
-from local_server.processes import free_port, port_is_free, running
+from local_server.processes import descendants, free_port, port_is_free, running
 
 SERVING = "Your deployments are being served"
 STOP_BOUND_SECONDS = 45.0
-
-
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -88,14 +71,14 @@ def trial(n: int, shop: Path, root: Path) -> str | None:
                 120,
                 "the runs never held database slots",
             )
-        for pid in _descendants(proc.pid):
+        for pid in descendants(proc.pid):
             try:
                 if b"prefect.engine" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     os.kill(pid, signal.SIGKILL)
             except (OSError, ProcessLookupError):
                 continue
         _wait(lambda: "auto-repair" in log.read_text(errors="replace"), 90, "the watchdog never repaired")
-        started = _descendants(proc.pid)
+        started = descendants(proc.pid)
         server = int((data / "prefect" / "server.pid").read_text())
         postmaster = int((data / "prefect" / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
         os.killpg(proc.pid, signal.SIGINT)
@@ -121,7 +104,7 @@ def trial(n: int, shop: Path, root: Path) -> str | None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        for pid in _descendants(proc.pid):
+        for pid in descendants(proc.pid):
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
 

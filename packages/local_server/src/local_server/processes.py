@@ -41,6 +41,32 @@ def running(pid: int) -> bool:
         return True
 
 
+def parent_pids() -> dict[int, int]:
+    """Each live process's parent, from /proc (Linux)."""
+    out: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            out[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, grandchildren...): what a command started,
+    for a check that nothing of it outlived its stop."""
+    children: dict[int, list[int]] = {}
+    for child, parent in parent_pids().items():
+        children.setdefault(parent, []).append(child)
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind (not listen) the way uvicorn does, so a port check and the server agree."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
