@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from common.prefect_api import PROJECT_API_URL
+from demo_systems.partner_api.process import answers
 from local_server.processes import port_is_free, running
 from support import (
     ROOT,
@@ -96,23 +97,8 @@ def test_serve_all_on_sqlite_serves_a_run_and_a_sigkill_of_it_leaves_nothing(sta
     from prefect.client.orchestration import SyncPrefectClient
 
     port = free_port()
-    data = linked_data_dir(stack, tmp_path)
-    env = dict(
-        fresh_terminal_env(tmp_path / "home"),
-        ETL_DATA_DIR=str(data),
-        ETL_DEMO_API_PORT=str(free_port()),
-        ETL_BOARD_PORT=str(free_port()),
-    )
-    log = tmp_path / "serve-all.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [script("serve-all"), "--server-db", "sqlite", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
+    proc, env, log = _serve_all_on_sqlite(stack, tmp_path, port)
+    data = Path(env["ETL_DATA_DIR"])
     api = f"http://127.0.0.1:{port}/api"
     started: set[int] = set()
     try:
@@ -130,7 +116,7 @@ def test_serve_all_on_sqlite_serves_a_run_and_a_sigkill_of_it_leaves_nothing(sta
         wait_for_text(log, "died: restarting it", proc, timeout=60)
         demo_url = f"http://127.0.0.1:{env['ETL_DEMO_API_PORT']}"
         deadline = time.monotonic() + 60
-        while not _answers(demo_url):
+        while not answers(demo_url):
             assert time.monotonic() < deadline, f"the demo API never came back:\n{log.read_text()[-3000:]}"
             time.sleep(0.2)
         assert _demo_api_pid(proc.pid) != first
@@ -155,11 +141,28 @@ def _demo_api_pid(serve_all: int) -> int:
     return pids.pop()
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+def _serve_all_on_sqlite(
+    stack: Stack, tmp_path: Path, port: int, errors: Path | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, str], Path]:
+    """`serve-all --server-db sqlite` on ``port`` in a terminal with nothing exported, its own
+    data folder and ports; its output in a log (its stderr in ``errors`` when given)."""
+    env = dict(
+        fresh_terminal_env(tmp_path / "home"),
+        ETL_DATA_DIR=str(linked_data_dir(stack, tmp_path)),
+        ETL_DEMO_API_PORT=str(free_port()),
+        ETL_BOARD_PORT=str(free_port()),
+    )
+    log = tmp_path / "serve-all.log"
+    with open(log, "wb") as out, open(errors or os.devnull, "wb") as err:
+        proc = subprocess.Popen(
+            [script("serve-all"), "--server-db", "sqlite", "--port", str(port)],
+            stdout=out,
+            stderr=err if errors else subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    return proc, env, log
 
 
 def test_a_part_that_cannot_be_restarted_stops_serve_all_with_exit_1(stack: Stack, tmp_path: Path) -> None:
@@ -167,25 +170,9 @@ def test_a_part_that_cannot_be_restarted_stops_serve_all_with_exit_1(stack: Stac
     says so in one line, stops everything it started (never a half-alive stack) and exits 1."""
     import socket
 
-    data = linked_data_dir(stack, tmp_path)
-    demo_port = free_port()
-    env = dict(
-        fresh_terminal_env(tmp_path / "home"),
-        ETL_DATA_DIR=str(data),
-        ETL_DEMO_API_PORT=str(demo_port),
-        ETL_BOARD_PORT=str(free_port()),
-    )
-    log = tmp_path / "serve-all.log"
     errors = tmp_path / "serve-all.err"
-    with open(log, "wb") as out, open(errors, "wb") as err:
-        proc = subprocess.Popen(
-            [script("serve-all"), "--server-db", "sqlite", "--port", str(free_port())],
-            stdout=out,
-            stderr=err,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
+    proc, env, log = _serve_all_on_sqlite(stack, tmp_path, free_port(), errors=errors)
+    demo_port = int(env["ETL_DEMO_API_PORT"])
     started: set[int] = set()
     squatter = socket.socket()
     try:
