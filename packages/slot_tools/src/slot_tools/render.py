@@ -42,24 +42,16 @@ def render(snapshot: Snapshot, max_waiters: int = 10) -> Any:
         table = Table(title=title, title_justify="left", expand=False)
         for col in ("", "flow", "deployment", "flow run", "task run", "for"):
             table.add_column(col)
-        for h in view.holders:
-            table.add_row(
-                "holds",
-                h.flow or "?",
-                h.deployment or "-",
-                h.flow_run or "?",
-                h.task_run or h.task_run_id,
-                f"{h.seconds:.1f}s" if h.seconds is not None else "?",
-            )
-        for w in view.waiters[:max_waiters]:
-            table.add_row(
-                "waits",
-                w.flow or "?",
-                w.deployment or "-",
-                w.flow_run or "?",
-                w.task_run or w.task_run_id,
-                f"{w.seconds:.1f}s" if w.seconds is not None else "?",
-            )
+        for label, runs in (("holds", view.holders), ("waits", view.waiters[:max_waiters])):
+            for r in runs:
+                table.add_row(
+                    label,
+                    r.flow or "?",
+                    r.deployment or "-",
+                    r.flow_run or "?",
+                    r.task_run or r.task_run_id,
+                    f"{r.seconds:.1f}s" if r.seconds is not None else "?",
+                )
         if len(view.waiters) > max_waiters:
             table.add_row("waits", f"+{len(view.waiters) - max_waiters} more", "", "", "", "")
         if not view.holders and not view.waiters:
