@@ -47,7 +47,34 @@ DEFAULT_SATURATED_AFTER = 300.0
 DEFAULT_SUBJECT = "{{ event.resource['prefect.resource.name'] }}: {{ event.event }}"
 DEFAULT_BODY = "{{ event.payload.message }} (flows: {{ event.resource['shared-limits.flows'] or 'none' }})"
 _AUTOMATION_KEYS = {"on", "tags", "kinds", "notify", "subject", "body", "enabled", "description"}
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")  # of a [section.<name>] of the limits file
+
+
+def checked_table(
+    path: Path,
+    entry: str,
+    name: str,
+    raw: Any,
+    known: Iterable[str],
+    required: Iterable[str],
+    shape: str,
+    error: type[UserError],
+) -> dict[str, Any]:
+    """``raw``, the ``[entry]`` table of the limits file, once its name, its keys and its
+    required keys are right; otherwise ``error`` with one line naming the file and the entry.
+    Every named table of the file (resources, automations) is checked this way."""
+    if not name or not set(name) <= NAME_CHARS:
+        raise error(f"{path}: [{entry}] name must use only a-z, 0-9, '_' and '-'")
+    if not isinstance(raw, dict):
+        raise error(f"{path}: [{entry}] must be a table with {shape}")
+    allowed = sorted(known)
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise error(f"{path}: [{entry}] unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+    for key in required:
+        if key not in raw:
+            raise error(f"{path}: [{entry}] is missing {key!r}")
+    return raw
 
 
 class AlertsConfigError(UserError, ValueError):
@@ -115,18 +142,9 @@ def parse_automations(path: Path, raw: Any, tags: Iterable[str]) -> Mapping[str,
     out: dict[str, AutomationSpec] = {}
     for name, spec in raw.items():
         entry = f"automations.{name}"
-        if not name or not set(name) <= _NAME_CHARS:
-            raise AlertsConfigError(f"{path}: [{entry}] name must use only a-z, 0-9, '_' and '-'")
-        if not isinstance(spec, dict):
-            raise AlertsConfigError(f"{path}: [{entry}] must be a table with 'on' and 'notify'")
-        unknown = sorted(set(spec) - _AUTOMATION_KEYS)
-        if unknown:
-            raise AlertsConfigError(
-                f"{path}: [{entry}] unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_AUTOMATION_KEYS))}"
-            )
-        for required in ("on", "notify"):
-            if required not in spec:
-                raise AlertsConfigError(f"{path}: [{entry}] is missing {required!r}")
+        checked_table(
+            path, entry, name, spec, _AUTOMATION_KEYS, ("on", "notify"), "'on' and 'notify'", AlertsConfigError
+        )
         notify = spec["notify"]
         if not isinstance(notify, str) or notify.count("/") != 1 or not all(notify.split("/")):
             raise AlertsConfigError(

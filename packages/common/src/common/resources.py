@@ -16,13 +16,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from common.alerting import AlertSettings, AutomationSpec, parse_alerts, parse_automations
+from common.alerting import (
+    NAME_CHARS,
+    AlertSettings,
+    AutomationSpec,
+    checked_table,
+    parse_alerts,
+    parse_automations,
+)
 from common.errors import UserError
 
 DATABASE = "database"
 API = "api"
 
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 _KNOWN_KEYS = {
     "slots",
     "description",
@@ -90,7 +96,7 @@ class Resource:
 
 def check_flow_name(flow: str) -> str:
     """``flow`` if it can name a flow (and its cap tag ``<resource>:<flow>``); else one line."""
-    if not isinstance(flow, str) or not flow or not set(flow) <= _NAME_CHARS:
+    if not isinstance(flow, str) or not flow or not set(flow) <= NAME_CHARS:
         raise LimitsFileError(f"flow name {flow!r} must use only a-z, 0-9, '_' and '-'")
     return flow
 
@@ -155,17 +161,7 @@ def _positive_rate(path: Path, entry: str, value: Any) -> float:
 
 def _parse_resource(path: Path, name: str, raw: Any) -> Resource:
     entry = f"resources.{name}"
-    if not set(name) <= _NAME_CHARS or not name:
-        raise LimitsFileError(f"{path}: [{entry}] name must use only a-z, 0-9, '_' and '-'")
-    if not isinstance(raw, dict):
-        raise LimitsFileError(f"{path}: [{entry}] must be a table with at least 'slots'")
-    unknown = sorted(set(raw) - _KNOWN_KEYS)
-    if unknown:
-        raise LimitsFileError(
-            f"{path}: [{entry}] unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_KNOWN_KEYS))}"
-        )
-    if "slots" not in raw:
-        raise LimitsFileError(f"{path}: [{entry}] is missing 'slots'")
+    raw = checked_table(path, entry, name, raw, _KNOWN_KEYS, ("slots",), "at least 'slots'", LimitsFileError)
     slots = _positive_int(path, entry, "slots", raw["slots"])
     description = raw.get("description", "")
     if not isinstance(description, str) or "\n" in description:
@@ -182,7 +178,7 @@ def _parse_resource(path: Path, name: str, raw: Any) -> Resource:
         raise LimitsFileError(f"{path}: [{entry}.flows] must be a table of flow = slots")
     caps: dict[str, int] = {}
     for flow, cap in flows_raw.items():
-        if not set(flow) <= _NAME_CHARS or not flow:
+        if not set(flow) <= NAME_CHARS or not flow:
             raise LimitsFileError(f"{path}: [{entry}.flows] flow name {flow!r} must use only a-z, 0-9, '_' and '-'")
         caps[flow] = _positive_int(path, f"{entry}.flows", flow, cap)
         if caps[flow] > slots:
